@@ -1,0 +1,1 @@
+//! Plugin loader (filled by the plugin issue).

@@ -1,0 +1,1 @@
+//! Armadito backend plugin interface (filled in by the plugin issue).

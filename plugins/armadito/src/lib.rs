@@ -1,0 +1,1 @@
+//! armadito backend plugin (filled in by its issue).

@@ -1,0 +1,1 @@
+//! clamav backend plugin (filled in by its issue).

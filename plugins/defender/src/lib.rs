@@ -1,0 +1,1 @@
+//! defender backend plugin (filled in by its issue).
