@@ -1,0 +1,250 @@
+//! Configuration: `agent.toml`, merged once with the environment and the command line.
+//!
+//! Precedence: command line > environment (`ARMADITO_AGENT_*`, read by clap) > file > defaults.
+//! Unknown keys in the file are errors (a typo must not silently keep a default, as the old
+//! agent's parser did). Tables that belong to other parts (`[http]`, `[plugins]`,
+//! `[backends.<name>]`) are kept as TOML and deserialised by their owners, so each owner
+//! validates its own keys.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::GlobalOptions;
+
+/// The file's shape. Every field is optional: defaults are applied in [`Config::resolve`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// GLPI plugin URL.
+    pub server: Option<String>,
+    /// Backend plugin name.
+    pub backend: Option<String>,
+    pub plugins_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// Machine UUID override (otherwise SMBIOS, otherwise generated once and stored).
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub http: toml::Table,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub plugins: toml::Table,
+    #[serde(default)]
+    pub backends: BTreeMap<String, toml::Table>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter (`agent_core=debug`).
+    pub level: String,
+    pub format: LogFormat,
+    /// Log to this file (with size-based rotation) instead of stderr.
+    pub file: Option<PathBuf>,
+    /// Rotate when the file exceeds this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept (`agent.log.1` … `agent.log.N`).
+    pub keep: u32,
+    /// Also send to the systemd journal when it is available.
+    pub journald: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text, file: None, max_size: 10 << 20, keep: 5, journald: false }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid [{table}] settings{origin}: {message}")]
+    Table { table: String, origin: String, message: String },
+}
+
+/// Platform defaults, the same on every machine of a kind so an admin knows where to look.
+pub mod defaults {
+    use std::path::PathBuf;
+
+    pub fn config_file() -> PathBuf {
+        if cfg!(windows) {
+            program_data().join("agent.toml")
+        } else {
+            PathBuf::from("/etc/armadito-agent/agent.toml")
+        }
+    }
+
+    pub fn state_dir() -> PathBuf {
+        if cfg!(windows) { program_data().join("state") } else { PathBuf::from("/var/lib/armadito-agent") }
+    }
+
+    pub fn plugins_dir() -> PathBuf {
+        if cfg!(windows) { program_data().join("plugins") } else { PathBuf::from("/usr/lib/armadito-agent/plugins") }
+    }
+
+    #[cfg(windows)]
+    fn program_data() -> PathBuf {
+        std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\ProgramData")).join("Armadito-Agent")
+    }
+
+    #[cfg(not(windows))]
+    fn program_data() -> PathBuf {
+        PathBuf::from("/etc/armadito-agent")
+    }
+}
+
+/// The merged configuration the agent runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: Option<String>,
+    pub backend: Option<String>,
+    pub plugins_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub uuid: Option<String>,
+    /// `[http]` with command-line/env overrides applied; deserialised by the transport.
+    pub http: toml::Table,
+    pub log: LogConfig,
+    pub plugins: toml::Table,
+    pub backends: BTreeMap<String, toml::Table>,
+    /// The file this came from, if any (for messages).
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the file named by `-c`/`ARMADITO_AGENT_CONFIG` (it must exist), or the default
+    /// file when present, then applies the command line and environment.
+    pub fn load(opts: &GlobalOptions) -> Result<Self, ConfigError> {
+        let (file, source) = match &opts.config {
+            Some(path) => (read_file(path)?, Some(path.clone())),
+            None => {
+                let path = defaults::config_file();
+                if path.exists() { (read_file(&path)?, Some(path)) } else { (FileConfig::default(), None) }
+            }
+        };
+        Ok(Self::resolve(file, source, opts))
+    }
+
+    pub fn resolve(file: FileConfig, source: Option<PathBuf>, opts: &GlobalOptions) -> Self {
+        let mut http = file.http;
+        if let Some(t) = opts.timeout {
+            http.insert("timeout".into(), toml::Value::Integer(i64::try_from(t).unwrap_or(i64::MAX)));
+        }
+        if let Some(p) = &opts.proxy {
+            http.insert("proxy".into(), toml::Value::String(p.clone()));
+        }
+        if opts.no_ssl_check {
+            http.insert("no_ssl_check".into(), toml::Value::Boolean(true));
+        }
+        if let Some(f) = &opts.ca_cert_file {
+            http.insert("ca_cert_file".into(), toml::Value::String(f.display().to_string()));
+        }
+        if let Some(d) = &opts.ca_cert_dir {
+            http.insert("ca_cert_dir".into(), toml::Value::String(d.display().to_string()));
+        }
+        if let Some(u) = &opts.user {
+            http.insert("user".into(), toml::Value::String(u.clone()));
+        }
+        if let Ok(p) = std::env::var("ARMADITO_AGENT_PASSWORD") {
+            http.insert("password".into(), toml::Value::String(p));
+        }
+        let mut log = file.log;
+        match opts.debug {
+            Some(0) | None => {}
+            Some(1) => log.level = "debug".into(),
+            Some(_) => log.level = "trace".into(),
+        }
+        Self {
+            server: opts.server.clone().or(file.server),
+            backend: opts.backend.clone().or(file.backend),
+            plugins_dir: opts.plugins_dir.clone().or(file.plugins_dir).unwrap_or_else(defaults::plugins_dir),
+            state_dir: opts.state_dir.clone().or(file.state_dir).unwrap_or_else(defaults::state_dir),
+            uuid: file.uuid,
+            http,
+            log,
+            plugins: file.plugins,
+            backends: file.backends,
+            source,
+        }
+    }
+
+    /// Deserialises one of the tables kept raw (`[http]`, `[plugins]`) into its owner's type.
+    pub fn table<T: serde::de::DeserializeOwned>(&self, name: &str, table: &toml::Table) -> Result<T, ConfigError> {
+        table.clone().try_into().map_err(|e: toml::de::Error| ConfigError::Table {
+            table: name.into(),
+            origin: self.source.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default(),
+            message: e.message().to_string(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> GlobalOptions {
+        GlobalOptions::default()
+    }
+
+    #[test]
+    fn shipped_example_parses() {
+        let text = include_str!("../../../agent.toml");
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let c = Config::resolve(file, None, &opts());
+        assert!(c.server.is_some());
+        assert!(c.backends.contains_key("clamav"));
+    }
+
+    #[test]
+    fn command_line_beats_file_beats_defaults() {
+        let file: FileConfig = toml::from_str(
+            "server = 'http://file/glpi/plugins/armadito'\nbackend = 'clamav'\n[http]\ntimeout = 20\nproxy = 'http://p:3128'\n",
+        )
+        .unwrap();
+        let mut o = opts();
+        o.server = Some("http://cli/glpi/plugins/armadito".into());
+        o.timeout = Some(5);
+        o.debug = Some(2);
+        let c = Config::resolve(file, None, &o);
+        assert_eq!(c.server.as_deref(), Some("http://cli/glpi/plugins/armadito"));
+        assert_eq!(c.backend.as_deref(), Some("clamav"));
+        assert_eq!(c.http["timeout"].as_integer(), Some(5));
+        assert_eq!(c.http["proxy"].as_str(), Some("http://p:3128"));
+        assert_eq!(c.log.level, "trace");
+        assert_eq!(c.state_dir, defaults::state_dir());
+    }
+
+    #[test]
+    fn typos_are_errors_not_silent_defaults() {
+        let err = toml::from_str::<FileConfig>("servre = 'x'").unwrap_err().to_string();
+        assert!(err.contains("unknown field `servre`"), "{err}");
+        let err = toml::from_str::<FileConfig>("[log]\nlevle = 'debug'").unwrap_err().to_string();
+        assert!(err.contains("unknown field `levle`"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let mut o = opts();
+        o.config = Some(PathBuf::from("/nonexistent/agent.toml"));
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.starts_with("cannot read configuration file /nonexistent/agent.toml"), "{e}");
+    }
+}

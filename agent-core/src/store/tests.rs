@@ -1,0 +1,101 @@
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use super::*;
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn creates_private_dir_and_files_and_migrates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let s = Store::open(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+    assert_eq!(s.schema_version().unwrap(), migrations::LATEST);
+    assert!(s.integrity_ok().unwrap());
+    drop(s);
+    // reopening is a no-op migration
+    assert_eq!(Store::open(&dir).unwrap().schema_version().unwrap(), migrations::LATEST);
+}
+
+#[test]
+fn loose_dir_is_tightened() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    Store::open(tmp.path()).unwrap();
+    assert_eq!(mode(tmp.path()), 0o700);
+}
+
+#[test]
+fn enrollment_roundtrip_keeps_first_enrollment_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Store::open(tmp.path()).unwrap();
+    assert_eq!(s.enrollment().unwrap(), None);
+    assert_eq!(s.save_enrollment(7, 3, "http://x", "U").unwrap(), None);
+    let first = s.enrollment().unwrap().unwrap();
+    assert_eq!((first.agent_id, first.scheduler_id), (7, 3));
+    let prev = s.save_enrollment(7, 4, "http://x", "U").unwrap().unwrap();
+    assert_eq!(prev.scheduler_id, 3);
+    assert_eq!(s.enrollment().unwrap().unwrap().enrolled_at, first.enrolled_at);
+}
+
+#[test]
+fn agent_id_zero_is_refused_by_the_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Store::open(tmp.path()).unwrap();
+    assert!(s.save_enrollment(0, 1, "http://x", "U").is_err());
+    assert_eq!(s.enrollment().unwrap(), None);
+}
+
+#[test]
+fn corrupt_store_is_moved_aside_not_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join(DB_FILE);
+    std::fs::write(&db, b"this is not an sqlite database, just garbage bytes .................................................................").unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = Store::open(tmp.path()).unwrap_err();
+    let StoreError::Corrupt { moved_to, .. } = &err else { panic!("{err}") };
+    assert!(moved_to.exists());
+    assert!(std::fs::read(moved_to).unwrap().starts_with(b"this is not an sqlite"));
+    assert!(err.to_string().contains("moved aside"), "{err}");
+    // next run starts fresh
+    assert!(Store::open(tmp.path()).unwrap().enrollment().unwrap().is_none());
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(Store::open(tmp.path()).unwrap());
+    let c = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    let err = Store::open(tmp.path()).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn task_lock_is_exclusive_and_released_on_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::open(tmp.path()).unwrap();
+    let held = s.lock_task("Runjobs", Duration::ZERO).unwrap();
+    let err = s.lock_task("Runjobs", Duration::from_millis(250)).unwrap_err();
+    assert!(err.to_string().starts_with("another armadito-agent is running Runjobs"), "{err}");
+    // other tasks are not blocked
+    let _other = s.lock_task("Getjobs", Duration::ZERO).unwrap();
+    drop(held);
+    s.lock_task("Runjobs", Duration::ZERO).unwrap();
+}
+
+#[test]
+fn symlinked_state_dir_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = Store::open(&link).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+}
