@@ -136,6 +136,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the local job queue (state, priority, attempts, times, last error)
+    Queue {
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the messages waiting for delivery to the server
+    Outbox {
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
     /// List the backend plugins found, loaded or refused
     Plugins {
         /// JSON output

@@ -1,9 +1,17 @@
 //! Armadito agent core: everything except the antivirus itself.
 //!
 //! - [`wire`]: the GLPI plugin's protocol as typed values (no I/O);
-//! - [`transport`]: HTTP to the plugin (TLS, proxy, retries);
-//! - [`config`] and [`cli`]: `agent.toml`, environment and command line, merged once;
+//! - [`cli`] and [`config`]: command line, environment and `agent.toml`, merged once;
 //! - [`plugins`]: backend plugins (loader, isolation, hot loading).
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod jobs;
+pub mod logging;
 pub mod plugins;
+pub mod store;
+pub mod tasks;
+pub mod transport;
 pub mod wire;

@@ -1,1 +1,2 @@
 //! Test support: the GLPI plugin double.
+pub mod agent;

@@ -33,6 +33,63 @@ pub struct FileConfig {
     pub plugins: toml::Table,
     #[serde(default)]
     pub backends: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub scan: ScanConfig,
+}
+
+/// `[scan]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// When not empty, Scan jobs may only scan under these folders.
+    pub allowed_paths: Vec<PathBuf>,
+    /// Seconds between two progress reports of a running scan job.
+    pub progress_interval: u64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self { allowed_paths: Vec::new(), progress_interval: 5 }
+    }
+}
+
+/// `[jobs]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Starts after which a job that keeps stopping the agent is quarantined (reported failed).
+    pub max_attempts: u32,
+    /// Reported jobs are kept this many days for `armadito-agent queue`, then pruned.
+    pub keep_reported_days: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { max_attempts: 3, keep_reported_days: 7 }
+    }
+}
+
+/// `[outbox]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Pending messages above which the agent stops fetching new jobs and collecting alerts
+    /// (nothing pending is ever dropped; this is backpressure, not loss).
+    pub max_messages: usize,
+    /// First delay (seconds) before re-trying a message in a later run; doubles per failure
+    /// (full jitter), capped at `retry_max`.
+    pub retry_base: u64,
+    pub retry_max: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { max_messages: 10_000, retry_base: 30, retry_max: 3600 }
+    }
 }
 
 /// `[log]`.
@@ -120,6 +177,9 @@ pub struct Config {
     pub log: LogConfig,
     pub plugins: toml::Table,
     pub backends: BTreeMap<String, toml::Table>,
+    pub jobs: JobsConfig,
+    pub outbox: OutboxConfig,
+    pub scan: ScanConfig,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
 }
@@ -177,6 +237,9 @@ impl Config {
             log,
             plugins: file.plugins,
             backends: file.backends,
+            jobs: file.jobs,
+            outbox: file.outbox,
+            scan: file.scan,
             source,
         }
     }

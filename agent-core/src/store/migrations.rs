@@ -25,6 +25,40 @@ const STEPS: &[&str] = &[
         value       TEXT NOT NULL,
         updated_at  INTEGER NOT NULL
     );",
+    // 2: the job queue and the outbox (see store/jobs.rs and store/outbox.rs for the invariants).
+    "CREATE TABLE jobs (
+        job_id        INTEGER PRIMARY KEY,
+        job_type      TEXT NOT NULL,
+        priority      INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),
+        obj           TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('queued', 'running', 'finished', 'reported')),
+        invalid       TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        received_at   INTEGER NOT NULL,
+        started_at    INTEGER,
+        finished_at   INTEGER,
+        result_code   INTEGER,
+        last_error    TEXT
+    );
+    CREATE INDEX jobs_next ON jobs (state, priority DESC, received_at, job_id);
+    CREATE TABLE unreportable_jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        reason       TEXT NOT NULL,
+        raw          TEXT NOT NULL,
+        received_at  INTEGER NOT NULL
+    );
+    CREATE TABLE outbox (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint      TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        supersede_key TEXT UNIQUE,
+        job_id        INTEGER,
+        body          BLOB NOT NULL,
+        created_at    INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_try_at   INTEGER NOT NULL,
+        last_error    TEXT
+    );",
 ];
 
 pub const LATEST: i64 = STEPS.len() as i64;

@@ -13,8 +13,10 @@
 //!   locking (with a busy timeout) lets other tasks such as Getjobs run beside them.
 
 mod identity_store;
+mod jobs;
 mod lock;
 mod migrations;
+mod outbox;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +24,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use identity_store::{Enrollment, StoredUuid};
+pub use jobs::{EnqueueReport, JobState, RecoveryPolicy, StoredJob, UnreportableJob};
+pub use outbox::{MessageKind, NewMessage, OutboxMessage};
 pub use lock::TaskLock;
 
 pub const DB_FILE: &str = "state.db";

@@ -1,0 +1,176 @@
+//! What one run of `armadito-agent` does: resolve configuration, then run one task or one
+//! inspection command. The binary (`main.rs`) only parses argv and maps errors to exit codes.
+
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::AgentError;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::plugins::{Backend, PluginsConfig, Registry};
+use crate::store::{DB_FILE, Store};
+use crate::tasks;
+use crate::transport::{GlpiClient, HttpOptions};
+use crate::wire::{AntivirusInfo, MachineUuid, TaskName};
+
+/// Everything a task needs, built once per run.
+pub struct Context {
+    pub config: Config,
+    pub cli: Cli,
+}
+
+impl Context {
+    pub fn open_store(&self) -> Result<Store, AgentError> {
+        Ok(Store::open(&self.config.state_dir)?)
+    }
+
+    pub fn uuid(&self, store: &Store) -> Result<MachineUuid, AgentError> {
+        Ok(crate::identity::machine_uuid(self.config.uuid.as_deref(), store)?)
+    }
+
+    pub fn server(&self) -> Result<&str, AgentError> {
+        self.config.server.as_deref().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            AgentError::Usage("no server configured: set `server` in agent.toml, ARMADITO_AGENT_SERVER or -s URL".into())
+        })
+    }
+
+    /// The `[plugins]` settings with the folders and `[backends.*]` tables filled in.
+    pub fn plugins_config(&self) -> Result<PluginsConfig, AgentError> {
+        let mut cfg: PluginsConfig = self.config.table("plugins", &self.config.plugins)?;
+        cfg.dir = self.config.plugins_dir.clone();
+        if !self.config.plugins.contains_key("cache_dir") {
+            cfg.cache_dir = self.config.state_dir.join("plugin-cache");
+        }
+        for (name, table) in &self.config.backends {
+            let json = serde_json::to_value(table).map_err(|e| AgentError::Task(e.to_string()))?;
+            cfg.settings.insert(name.clone(), json);
+        }
+        Ok(cfg)
+    }
+
+    /// The configured backend, loaded. The registry is returned too: it owns the plugin's
+    /// process (or library) and must live as long as the backend is used.
+    pub fn backend(&self) -> Result<(Arc<Registry>, Arc<dyn Backend>), AgentError> {
+        let name = self.config.backend.as_deref().ok_or_else(|| {
+            AgentError::Usage("no backend configured: set `backend` in agent.toml or --backend NAME (see --list-backends)".into())
+        })?;
+        let registry = Arc::new(Registry::open(self.plugins_config()?)?);
+        match registry.get(name) {
+            Some(b) => Ok((registry, b)),
+            None => {
+                let names = registry.names();
+                Err(AgentError::Usage(format!(
+                    "backend {name:?} is not available in {} (loadable: {}); see `armadito-agent plugins`",
+                    self.config.plugins_dir.display(),
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )))
+            }
+        }
+    }
+
+    /// `task.antivirus` of our messages: the backend's name until a backend reports its product.
+    pub fn antivirus(&self) -> AntivirusInfo {
+        AntivirusInfo::new(self.config.backend.clone().unwrap_or_else(|| "unknown".into()), "unknown")
+    }
+
+    pub fn client(&self) -> Result<GlpiClient, AgentError> {
+        let opts: HttpOptions = self.config.table("http", &self.config.http)?;
+        GlpiClient::new(self.server()?, &opts).map_err(|e| match e.is_config_error() {
+            true => AgentError::Usage(e.to_string()),
+            false => AgentError::Transport(e),
+        })
+    }
+}
+
+/// Runs what the command line asks for.
+pub async fn run(cli: Cli) -> Result<(), AgentError> {
+    if let Some(Command::Completions { shell }) = &cli.command {
+        return print_bytes(&crate::cli::render_completions(*shell));
+    }
+    if let Some(Command::Man) = &cli.command {
+        return print_bytes(&crate::cli::render_man().map_err(|e| AgentError::Task(e.to_string()))?);
+    }
+    if cli.list_tasks {
+        print!("{}", crate::cli::list_tasks());
+        return Ok(());
+    }
+    let config = Config::load(&cli.options)?;
+    crate::logging::init(&config.log)?;
+    let ctx = Context { config, cli };
+    let result = dispatch(&ctx).await;
+    if let Err(e) = &result
+        && ctx.config.log.file.is_some()
+    {
+        // stderr gets the error from main; a log file must record it too
+        tracing::error!(exit_code = e.exit_code(), "{e}");
+    }
+    result
+}
+
+async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
+    if ctx.cli.get_agentid || ctx.cli.get_schedulerid {
+        let enrollment = read_only_enrollment(ctx)?;
+        let (agent, scheduler) = enrollment.map_or((0, 0), |e| (e.agent_id, e.scheduler_id));
+        println!("{}", if ctx.cli.get_agentid { agent } else { scheduler });
+        return Ok(());
+    }
+    match &ctx.cli.command {
+        Some(Command::Status { json }) => return tasks::status::run(ctx, *json),
+        Some(Command::Plugins { json }) => return tasks::plugins::list(ctx, *json),
+        Some(Command::Queue { json }) => return tasks::inspect::queue(ctx, *json),
+        Some(Command::Outbox { json }) => return tasks::inspect::outbox(ctx, *json),
+        Some(Command::PluginHost { .. } | Command::Completions { .. } | Command::Man) => {
+            return Err(AgentError::Usage("internal: subcommand handled by main".into()));
+        }
+        None => {}
+    }
+    if ctx.cli.list_backends {
+        return tasks::plugins::list_backends(ctx);
+    }
+    let Some(task) = ctx.cli.task else {
+        return Err(AgentError::Usage(
+            "nothing to do: give a task with -t (see --list-tasks) or a subcommand (see --help)".into(),
+        ));
+    };
+    wait_before_task(ctx.cli.wait, ctx.cli.wait_rand).await;
+    match task {
+        TaskName::Enrollment => tasks::enrollment::run(ctx).await,
+        TaskName::Getjobs => crate::jobs::getjobs::run(ctx).await,
+        TaskName::Runjobs => crate::jobs::runjobs::run(ctx).await,
+        other => {
+            let store = ctx.open_store()?;
+            if store.enrollment()?.is_none() {
+                return Err(AgentError::NotEnrolled);
+            }
+            Err(AgentError::Task(format!("task {other} is not available in this build yet")))
+        }
+    }
+}
+
+/// `--get-agentid` must not create a state directory as a side effect.
+fn read_only_enrollment(ctx: &Context) -> Result<Option<crate::store::Enrollment>, AgentError> {
+    if !ctx.config.state_dir.join(DB_FILE).exists() {
+        return Ok(None);
+    }
+    Ok(ctx.open_store()?.enrollment()?)
+}
+
+/// `-w N` then `--wait-rand N` (0..N-1 s), as the old agent did, to spread cron-started runs.
+async fn wait_before_task(wait: Option<u64>, wait_rand: Option<u64>) {
+    let mut secs = wait.unwrap_or(0);
+    if let Some(n) = wait_rand.filter(|n| *n > 0) {
+        secs += rand::random_range(0..n);
+    }
+    if secs > 0 {
+        tracing::info!(seconds = secs, "waiting before the task");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+}
+
+fn print_bytes(b: &[u8]) -> Result<(), AgentError> {
+    use std::io::Write;
+    std::io::stdout().write_all(b).map_err(|e| AgentError::Task(e.to_string()))
+}

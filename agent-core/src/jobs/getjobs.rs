@@ -1,0 +1,47 @@
+//! `-t Getjobs`: fetch the jobs queued for this agent into the durable queue.
+
+use crate::app::{AgentError, Context};
+use crate::jobs::Enrolled;
+use crate::wire::parse_jobs_reply;
+
+pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    let mut agent = Enrolled::open(ctx)?;
+    agent.flush_outbox(ctx).await?;
+
+    let pending = agent.store.outbox_len()?;
+    if pending >= ctx.config.outbox.max_messages {
+        // Backpressure, not loss: new jobs would only add results we cannot deliver yet.
+        tracing::warn!(pending, cap = ctx.config.outbox.max_messages,
+            "outbox is full: not fetching new jobs until the server accepts the pending messages");
+        return Err(AgentError::Task(format!(
+            "outbox full ({pending} messages pending, cap {}): jobs not fetched",
+            ctx.config.outbox.max_messages
+        )));
+    }
+
+    let reply = agent.client.get_jobs(agent.agent_id).await?;
+    // From here on, the server has marked these jobs downloaded: our copy is the only one.
+    let parsed = parse_jobs_reply(&reply.body).map_err(|e| {
+        tracing::error!("the GET jobs reply cannot be understood; jobs it held are marked downloaded on the server and are lost: {e}");
+        AgentError::Task(format!("jobs reply not understood: {e}"))
+    })?;
+    let report = agent.store.enqueue_jobs(&parsed.jobs)?;
+    for id in &report.invalid {
+        tracing::warn!(job_id = id, "malformed job stored: it will be reported failed by Runjobs");
+    }
+    tracing::info!(
+        added = report.added.len(),
+        duplicates = report.duplicates.len(),
+        invalid = report.invalid.len(),
+        unreportable = report.unreportable,
+        "jobs fetched"
+    );
+    println!(
+        "Getjobs: {} new job(s), {} already known, {} malformed{}",
+        report.added.len() + report.invalid.len(),
+        report.duplicates.len(),
+        report.invalid.len(),
+        if report.unreportable > 0 { format!(", {} without a job id (see `armadito-agent queue`)", report.unreportable) } else { String::new() }
+    );
+    Ok(())
+}

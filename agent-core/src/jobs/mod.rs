@@ -1,0 +1,46 @@
+//! The job engine: Getjobs fills the durable queue, Runjobs drains it, the outbox carries every
+//! result to the server. See `store::jobs` and `store::outbox` for the invariants.
+
+pub mod delivery;
+pub mod execute;
+pub mod getjobs;
+pub mod runjobs;
+
+use crate::app::{AgentError, Context};
+use crate::store::Store;
+use crate::transport::GlpiClient;
+use crate::wire::{AntivirusInfo, Envelope, MachineUuid, TaskName};
+
+/// What every task talking to the server as an enrolled agent needs.
+pub struct Enrolled {
+    pub store: Store,
+    pub client: GlpiClient,
+    pub agent_id: i64,
+    pub uuid: MachineUuid,
+    pub antivirus: AntivirusInfo,
+}
+
+impl Enrolled {
+    /// Fails with "not enrolled" before any network traffic when there is no agent id.
+    pub fn open(ctx: &Context) -> Result<Self, AgentError> {
+        let store = ctx.open_store()?;
+        let agent_id = store.enrollment()?.ok_or(AgentError::NotEnrolled)?.agent_id;
+        let uuid = ctx.uuid(&store)?;
+        let client = ctx.client()?;
+        Ok(Self { store, client, agent_id, uuid, antivirus: ctx.antivirus() })
+    }
+
+    /// The exact body of a POST for `task` with payload `obj`.
+    pub fn body<T: serde::Serialize>(&self, task: TaskName, obj: T) -> Result<Vec<u8>, AgentError> {
+        Ok(Envelope::new(self.agent_id, self.uuid.clone(), task, self.antivirus.clone(), obj).to_body()?)
+    }
+
+    /// Delivers what is pending; reports (does not fail on) delivery problems.
+    pub async fn flush_outbox(&mut self, ctx: &Context) -> Result<delivery::FlushReport, AgentError> {
+        let report = delivery::flush(&mut self.store, &self.client, &ctx.config.outbox).await?;
+        if report.delivered + report.failed > 0 {
+            tracing::info!(delivered = report.delivered, failed = report.failed, pending = report.pending, "outbox flushed");
+        }
+        Ok(report)
+    }
+}

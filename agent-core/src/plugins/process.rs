@@ -1,0 +1,613 @@
+//! Process isolation, agent side: one `plugin-host` child per backend, supervised.
+//!
+//! Invariants:
+//! * A child is disposable. If it dies (segfault, abort, exit) every call in flight on it
+//!   fails with `BackendError::Crashed`; if a call exceeds its timeout the child is killed
+//!   (which also fails the other calls in flight on it) and the call fails with `Timeout`.
+//! * Restarts are lazy (on the next call) with exponential back-off: the first restart after
+//!   a success is immediate, then 0.5 s, 1 s, 2 s… up to `restart_backoff_max`. During the
+//!   back-off calls fail fast with `Unavailable` instead of waiting.
+//! * Dropping a [`ProcessBackend`] stops its child, but only once the calls in flight (which
+//!   hold an `Arc` of the connection) have returned: that is how a hot swap waits for them.
+//! * Reader threads never block the caller: replies travel through per-call channels.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use armadito_plugin_api::model::{
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, PluginError,
+    PluginMetadata, ScanProgress, ScanRequest, ScanResult,
+};
+use serde_json::{Value, json};
+
+use super::loader::{LoadError, emit_log};
+use super::protocol::{Message, Request, method};
+use super::{Backend, BackendError, CancelToken, PluginsConfig, call, decode_value, timeout_for};
+
+const POLL: Duration = Duration::from_millis(50);
+/// How long a child may take to exit after its stdin is closed before it is killed.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+enum Reply {
+    Progress(Value),
+    Result(Value),
+    Error(PluginError),
+    Died(String),
+}
+
+/// How one request on one connection failed.
+enum Failure {
+    Plugin(PluginError),
+    Died(String),
+    Timeout(Duration),
+}
+
+/// State shared between a connection and its reader thread.
+struct Shared {
+    /// Backend name for logs (the file name until the child says hello).
+    label: Mutex<String>,
+    pending: Mutex<HashMap<u64, mpsc::Sender<Reply>>>,
+    child: Mutex<Child>,
+    /// Set once the child is gone: how it ended.
+    exit: Mutex<Option<String>>,
+}
+
+/// One running `plugin-host` child.
+struct Conn {
+    shared: Arc<Shared>,
+    stdin: Mutex<Option<ChildStdin>>,
+    next_id: AtomicU64,
+    pid: u32,
+}
+
+/// A child that loaded the plugin and said hello, not yet initialized.
+pub(crate) struct Probe {
+    conn: Arc<Conn>,
+    pub metadata: PluginMetadata,
+}
+
+/// Describe how a child ended (`killed by signal 11 (SIGSEGV)`, `exited with status 101`).
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGILL => " (SIGILL)",
+                libc::SIGFPE => " (SIGFPE)",
+                libc::SIGTERM => " (SIGTERM)",
+                _ => "",
+            };
+            return format!("killed by signal {sig}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "exited".to_owned(),
+    }
+}
+
+impl Conn {
+    /// Spawn `host_exe plugin-host --plugin <cached>` and wait for its hello.
+    fn spawn(cfg: &PluginsConfig, cached: &Path) -> Result<(Arc<Conn>, PluginMetadata), LoadError> {
+        let label = cached
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut child = Command::new(&cfg.host_exe)
+            .arg("plugin-host")
+            .arg("--plugin")
+            .arg(cached)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                LoadError::Other(format!(
+                    "cannot start the plugin host {}: {e}",
+                    cfg.host_exe.display()
+                ))
+            })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(LoadError::Other("plugin host without pipes".into()));
+        };
+        let pid = child.id();
+        let shared = Arc::new(Shared {
+            label: Mutex::new(label),
+            pending: Mutex::new(HashMap::new()),
+            child: Mutex::new(child),
+            exit: Mutex::new(None),
+        });
+
+        let (hello_tx, hello_rx) = mpsc::channel();
+        {
+            let reader_shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("plugin-host-{pid}-out"))
+                .spawn(move || read_loop(reader_shared, stdout, hello_tx));
+            if let Err(e) = spawned {
+                kill(&mut lock(&shared.child));
+                return Err(LoadError::Other(format!("cannot start a thread: {e}")));
+            }
+        }
+        {
+            let shared = shared.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("plugin-host-{pid}-err"))
+                .spawn(move || {
+                    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                        let label = lock(&shared.label).clone();
+                        tracing::warn!(target: "plugin", backend = label, "stderr: {line}");
+                    }
+                });
+        }
+
+        let conn = Arc::new(Conn {
+            shared,
+            stdin: Mutex::new(Some(stdin)),
+            next_id: AtomicU64::new(1),
+            pid,
+        });
+        match hello_rx.recv_timeout(cfg.call_timeout) {
+            Ok(Ok(metadata)) => {
+                *lock(&conn.shared.label) = metadata.name.clone();
+                Ok((conn, metadata))
+            }
+            Ok(Err(refused)) => Err(refused),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(LoadError::Other(format!(
+                "the plugin host did not answer within {:?}",
+                cfg.call_timeout
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::Other(format!(
+                "the plugin host {} while loading the plugin",
+                conn.exit_detail()
+            ))),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        lock(&self.shared.exit).is_none()
+    }
+
+    fn exit_detail(&self) -> String {
+        lock(&self.shared.exit)
+            .clone()
+            .unwrap_or_else(|| "ended".to_owned())
+    }
+
+    fn kill(&self) {
+        kill(&mut lock(&self.shared.child));
+    }
+
+    fn write(&self, request: &Request) -> Result<(), String> {
+        let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
+        line.push('\n');
+        let mut stdin = lock(&self.stdin);
+        let Some(pipe) = stdin.as_mut() else {
+            return Err("connection closed".into());
+        };
+        pipe.write_all(line.as_bytes())
+            .and_then(|_| pipe.flush())
+            .map_err(|e| format!("cannot write to the plugin host: {e}"))
+    }
+
+    /// Send one request and wait for its answer, relaying progress events.
+    fn request(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+        on_progress: &mut dyn FnMut(Value),
+        cancel: Option<&CancelToken>,
+    ) -> Result<Value, Failure> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        lock(&self.shared.pending).insert(id, tx);
+        // Registered before the alive check: the reader fails every pending call when the
+        // child dies, so either it sees us or we see the exit.
+        if !self.alive() {
+            lock(&self.shared.pending).remove(&id);
+            return Err(Failure::Died(self.exit_detail()));
+        }
+        if let Err(e) = self.write(&Request {
+            id,
+            method: method.to_owned(),
+            params,
+        }) {
+            lock(&self.shared.pending).remove(&id);
+            return Err(Failure::Died(if self.alive() { e } else { self.exit_detail() }));
+        }
+
+        let deadline = Instant::now() + timeout;
+        let mut cancel_sent = false;
+        let outcome = loop {
+            if !cancel_sent && cancel.is_some_and(CancelToken::is_cancelled) {
+                cancel_sent = true;
+                let cancel_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let _ = self.write(&Request {
+                    id: cancel_id,
+                    method: method::CANCEL.to_owned(),
+                    params: json!({ "id": id }),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(Failure::Timeout(timeout));
+            }
+            match rx.recv_timeout(POLL.min(deadline - now)) {
+                Ok(Reply::Progress(event)) => on_progress(event),
+                Ok(Reply::Result(value)) => break Ok(value),
+                Ok(Reply::Error(error)) => break Err(Failure::Plugin(error)),
+                Ok(Reply::Died(detail)) => break Err(Failure::Died(detail)),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(Failure::Died(self.exit_detail()));
+                }
+            }
+        };
+        lock(&self.shared.pending).remove(&id);
+        outcome
+    }
+}
+
+impl Drop for Conn {
+    /// Close stdin (the child exits on EOF), give it a moment, then kill it.
+    fn drop(&mut self) {
+        lock(&self.stdin).take();
+        let deadline = Instant::now() + STOP_GRACE;
+        loop {
+            match lock(&self.shared.child).try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    self.kill();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        tracing::debug!(pid = self.pid, "plugin host stopped");
+    }
+}
+
+/// SIGKILL the child unless it was already reaped (std then does nothing, so a reused pid is
+/// never signalled).
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+}
+
+/// Reads the child's stdout until EOF, routing messages; then records how the child ended
+/// and fails every pending call.
+fn read_loop(
+    shared: Arc<Shared>,
+    stdout: std::process::ChildStdout,
+    hello: mpsc::Sender<Result<PluginMetadata, LoadError>>,
+) {
+    let mut hello = Some(hello);
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let msg: Message = match serde_json::from_str(&line) {
+            Ok(m) => m,
+            Err(e) => {
+                let label = lock(&shared.label).clone();
+                tracing::warn!(target: "plugin", backend = label, "bad line from plugin host: {e}");
+                continue;
+            }
+        };
+        let (id, reply) = match msg {
+            Message::Hello(h) => {
+                if let Some(tx) = hello.take() {
+                    let _ = tx.send(Ok(h.metadata));
+                }
+                continue;
+            }
+            Message::Refused { error } => {
+                if let Some(tx) = hello.take() {
+                    let _ = tx.send(Err(LoadError::Other(error)));
+                }
+                continue;
+            }
+            Message::Log {
+                level,
+                target,
+                message,
+            } => {
+                emit_log(level, &target, &message);
+                continue;
+            }
+            Message::Progress { id, event } => (id, Reply::Progress(event)),
+            Message::Result { id, value } => (id, Reply::Result(value)),
+            Message::Error { id, error } => (id, Reply::Error(error)),
+        };
+        if let Some(tx) = lock(&shared.pending).get(&id) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    // EOF: the child is exiting (or closed stdout). Reap it, killing it if it lingers.
+    let deadline = Instant::now() + STOP_GRACE;
+    let detail = loop {
+        let mut child = lock(&shared.child);
+        match child.try_wait() {
+            Ok(Some(status)) => break describe_exit(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                break child
+                    .wait()
+                    .map(describe_exit)
+                    .unwrap_or_else(|e| format!("lost ({e})"));
+            }
+            Ok(None) => {
+                drop(child);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => break format!("lost ({e})"),
+        }
+    };
+    *lock(&shared.exit) = Some(detail.clone());
+    for (_, tx) in lock(&shared.pending).drain() {
+        let _ = tx.send(Reply::Died(detail.clone()));
+    }
+    drop(hello);
+}
+
+/// Start a child for `cached` and read its metadata (no plugin `new()` yet).
+pub(crate) fn probe(cfg: &PluginsConfig, cached: &Path) -> Result<Probe, LoadError> {
+    let (conn, metadata) = Conn::spawn(cfg, cached)?;
+    Ok(Probe { conn, metadata })
+}
+
+struct Supervisor {
+    conn: Option<Arc<Conn>>,
+    /// Consecutive failures (crash, timeout, failed restart).
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+pub(crate) struct ProcessBackend {
+    metadata: PluginMetadata,
+    cached: PathBuf,
+    cfg: PluginsConfig,
+    sup: Mutex<Supervisor>,
+}
+
+impl ProcessBackend {
+    /// Initialize the probed child (`new()` in the plugin) and wrap it.
+    pub(crate) fn start(
+        probe: Probe,
+        cached: PathBuf,
+        cfg: PluginsConfig,
+    ) -> Result<ProcessBackend, LoadError> {
+        init(&probe.conn, &cfg, &probe.metadata.name)?;
+        Ok(ProcessBackend {
+            metadata: probe.metadata,
+            cached,
+            cfg,
+            sup: Mutex::new(Supervisor {
+                conn: Some(probe.conn),
+                failures: 0,
+                retry_at: None,
+            }),
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// The live connection, restarting the child if allowed by the back-off.
+    fn conn(&self) -> Result<Arc<Conn>, BackendError> {
+        let mut sup = lock(&self.sup);
+        if let Some(conn) = &sup.conn {
+            if conn.alive() {
+                return Ok(conn.clone());
+            }
+            // Died between calls (nobody observed it through a call yet).
+            sup.conn = None;
+            Self::record_failure(&mut sup, &self.cfg);
+        }
+        if let Some(at) = sup.retry_at {
+            let now = Instant::now();
+            if now < at {
+                return Err(BackendError::Unavailable {
+                    backend: self.name().to_owned(),
+                    reason: format!(
+                        "plugin process failed {} time(s) in a row; next restart in {} ms",
+                        sup.failures,
+                        (at - now).as_millis()
+                    ),
+                });
+            }
+        }
+        tracing::warn!(backend = self.name(), "restarting the plugin process");
+        let started = Conn::spawn(&self.cfg, &self.cached).and_then(|(conn, metadata)| {
+            if metadata.name != self.metadata.name {
+                return Err(LoadError::Other(format!(
+                    "the plugin now declares the name {:?}",
+                    metadata.name
+                )));
+            }
+            init(&conn, &self.cfg, &metadata.name)?;
+            Ok(conn)
+        });
+        match started {
+            Ok(conn) => {
+                tracing::info!(backend = self.name(), pid = conn.pid, "plugin process restarted");
+                sup.conn = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                Self::record_failure(&mut sup, &self.cfg);
+                Err(BackendError::Unavailable {
+                    backend: self.name().to_owned(),
+                    reason: format!("restart failed: {e}"),
+                })
+            }
+        }
+    }
+
+    fn record_failure(sup: &mut Supervisor, cfg: &PluginsConfig) {
+        sup.failures = sup.failures.saturating_add(1);
+        let delay = if sup.failures <= 1 {
+            Duration::ZERO
+        } else {
+            let exp = (sup.failures - 2).min(16);
+            (Duration::from_millis(500) * (1u32 << exp)).min(cfg.restart_backoff_max)
+        };
+        sup.retry_at = Some(Instant::now() + delay);
+    }
+
+    /// Forget `conn` after it failed (only if it is still the current one).
+    fn conn_failed(&self, conn: &Arc<Conn>) {
+        let mut sup = lock(&self.sup);
+        if sup.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            sup.conn = None;
+            Self::record_failure(&mut sup, &self.cfg);
+        }
+    }
+
+    fn conn_ok(&self, conn: &Arc<Conn>) {
+        let mut sup = lock(&self.sup);
+        if sup.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            sup.failures = 0;
+            sup.retry_at = None;
+        }
+    }
+
+    fn call(
+        &self,
+        call: &'static str,
+        params: Value,
+        on_progress: &mut dyn FnMut(Value),
+        cancel: Option<&CancelToken>,
+    ) -> Result<Value, BackendError> {
+        let conn = self.conn()?;
+        let timeout = timeout_for(&self.cfg, call);
+        match conn.request(call, params, timeout, on_progress, cancel) {
+            Ok(value) => {
+                self.conn_ok(&conn);
+                Ok(value)
+            }
+            Err(Failure::Plugin(error)) => {
+                self.conn_ok(&conn);
+                Err(BackendError::Plugin {
+                    backend: self.name().to_owned(),
+                    call,
+                    error,
+                })
+            }
+            Err(Failure::Died(detail)) => {
+                tracing::error!(backend = self.name(), "plugin process crashed during {call}: {detail}");
+                self.conn_failed(&conn);
+                Err(BackendError::Crashed {
+                    backend: self.name().to_owned(),
+                    call,
+                    detail,
+                })
+            }
+            Err(Failure::Timeout(after)) => {
+                tracing::error!(
+                    backend = self.name(),
+                    "{call} timed out after {after:?}; killing the plugin process"
+                );
+                conn.kill();
+                self.conn_failed(&conn);
+                Err(BackendError::Timeout {
+                    backend: self.name().to_owned(),
+                    call,
+                    after,
+                })
+            }
+        }
+    }
+}
+
+/// Send `init` (the plugin's `new()` with its settings).
+fn init(conn: &Conn, cfg: &PluginsConfig, name: &str) -> Result<(), LoadError> {
+    let settings: Value = cfg.settings.get(name).cloned().unwrap_or_else(|| json!({}));
+    match conn.request(method::INIT, settings, cfg.call_timeout, &mut |_| {}, None) {
+        Ok(_) => Ok(()),
+        Err(Failure::Plugin(e)) => Err(LoadError::Start(e)),
+        Err(Failure::Died(d)) => Err(LoadError::Other(format!(
+            "the plugin host {d} while starting the plugin"
+        ))),
+        Err(Failure::Timeout(t)) => Err(LoadError::Other(format!(
+            "the plugin did not start within {t:?}"
+        ))),
+    }
+}
+
+impl Backend for ProcessBackend {
+    fn metadata(&self) -> &PluginMetadata {
+        &self.metadata
+    }
+
+    fn state(&self) -> Result<BackendState, BackendError> {
+        let v = self.call(call::STATE, Value::Null, &mut |_| {}, None)?;
+        decode_value(self.name(), call::STATE, v)
+    }
+
+    fn scan(
+        &self,
+        request: &ScanRequest,
+        on_progress: &mut dyn FnMut(ScanProgress),
+        cancel: &CancelToken,
+    ) -> Result<ScanResult, BackendError> {
+        let params = serde_json::to_value(request).unwrap_or(Value::Null);
+        let mut relay = |event: Value| {
+            if let Ok(p) = serde_json::from_value::<ScanProgress>(event) {
+                on_progress(p)
+            }
+        };
+        let v = self.call(call::SCAN, params, &mut relay, Some(cancel))?;
+        decode_value(self.name(), call::SCAN, v)
+    }
+
+    fn alerts(&self, query: &AlertsQuery) -> Result<AlertsPage, BackendError> {
+        let params = serde_json::to_value(query).unwrap_or(Value::Null);
+        let v = self.call(call::ALERTS, params, &mut |_| {}, None)?;
+        decode_value(self.name(), call::ALERTS, v)
+    }
+
+    fn config_get(&self) -> Result<Vec<ConfigEntry>, BackendError> {
+        let v = self.call(call::CONFIG_GET, Value::Null, &mut |_| {}, None)?;
+        decode_value(self.name(), call::CONFIG_GET, v)
+    }
+
+    fn config_set(&self, entries: &[ConfigEntry]) -> Result<ConfigApplyReport, BackendError> {
+        let params = serde_json::to_value(entries).unwrap_or(Value::Null);
+        let v = self.call(call::CONFIG_SET, params, &mut |_| {}, None)?;
+        decode_value(self.name(), call::CONFIG_SET, v)
+    }
+
+    fn invoke(
+        &self,
+        method: &str,
+        args: &Value,
+        on_progress: &mut dyn FnMut(Value),
+        cancel: &CancelToken,
+    ) -> Result<Value, BackendError> {
+        let params = json!({ "method": method, "args": args });
+        self.call(call::INVOKE, params, on_progress, Some(cancel))
+    }
+
+    fn host_pid(&self) -> Option<u32> {
+        lock(&self.sup).conn.as_ref().filter(|c| c.alive()).map(|c| c.pid)
+    }
+}

@@ -1,0 +1,218 @@
+//! File-level trust: ownership/permission checks, content hashing, the private cache.
+//!
+//! Invariants:
+//! * The agent runs privileged; a plugin folder or file that someone else can write is a
+//!   privilege escalation. On Unix, the folder and every plugin file must be owned by root or
+//!   by the agent's effective user, and must not be writable by group or others. These checks
+//!   run before any byte of the plugin is mapped. (On Windows, ACLs are not checked yet.)
+//! * The bytes that are hashed are the bytes written to the cache (read once), so the hash
+//!   names exactly the code that is loaded.
+//! * Cache files are written to a temporary name then renamed: a loaded copy is never
+//!   overwritten in place (that segfaults the process that mapped it).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Why a path is not trusted, or a cache operation failed. The message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: writable by group or others (mode {mode:04o}); run `chmod go-w {path}`")]
+    Writable { path: String, mode: u32 },
+    #[error(
+        "{path}: owned by uid {uid}, expected root or the agent's user (uid {euid}); \
+         run `chown root {path}`"
+    )]
+    Owner { path: String, uid: u32, euid: u32 },
+    #[error("{path}: not a regular file")]
+    NotAFile { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrustError + '_ {
+    move |source| TrustError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Check ownership and write permissions of the plugins folder or of one plugin file
+/// (following symlinks: what matters is what gets loaded).
+pub fn check_trusted(path: &Path) -> Result<(), TrustError> {
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    check_meta(path, &meta)
+}
+
+#[cfg(unix)]
+fn check_meta(path: &Path, meta: &fs::Metadata) -> Result<(), TrustError> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display().to_string();
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(TrustError::Writable { path: shown, mode });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(TrustError::Owner {
+            path: shown,
+            uid: meta.uid(),
+            euid,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), TrustError> {
+    Ok(())
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Create the cache folder (0700), or tighten an existing one we own; refuse one owned by
+/// someone else.
+pub fn prepare_cache_dir(dir: &Path) -> Result<PathBuf, TrustError> {
+    if !dir.exists() {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(io_err(dir))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs::metadata(dir).map_err(io_err(dir))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if meta.uid() != euid {
+            return Err(TrustError::Owner {
+                path: dir.display().to_string(),
+                uid: meta.uid(),
+                euid,
+            });
+        }
+        if meta.mode() & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+        }
+    }
+    fs::canonicalize(dir).map_err(io_err(dir))
+}
+
+/// A plugin file read once, hashed and copied into the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedCopy {
+    /// Full lowercase hex SHA-256 of the content.
+    pub hash: String,
+    /// Absolute path of the private copy (the only path ever loaded).
+    pub path: PathBuf,
+}
+
+/// Read `original`, hash it and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
+/// `cache_dir` must come from [`prepare_cache_dir`] (absolute, private).
+pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, TrustError> {
+    let bytes = fs::read(original).map_err(io_err(original))?;
+    let hash = sha256_hex(&bytes);
+    let stem = original
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let ext = original
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = cache_dir.join(format!("{stem}-{}.{ext}", &hash[..16]));
+
+    // Reuse an existing copy only if it still holds exactly these bytes.
+    if let Ok(existing) = fs::read(&path)
+        && sha256_hex(&existing) == hash
+    {
+        return Ok(CachedCopy { hash, path });
+    }
+
+    let tmp = cache_dir.join(format!(".{stem}-{}.{}.tmp", &hash[..16], std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o500);
+        }
+        let mut file = options.open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        TrustError::Io {
+            path: path.display().to_string(),
+            source: e,
+        }
+    })?;
+    Ok(CachedCopy { hash, path })
+}
+
+/// Is this a plugin file name for this OS (`.so`, `.dylib`, `.dll`)?
+pub fn has_library_extension(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(std::env::consts::DLL_EXTENSION))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writable_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.so");
+        fs::write(&f, b"x").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o664)).unwrap();
+        let err = check_trusted(&f).unwrap_err().to_string();
+        assert!(err.contains("writable by group or others (mode 0664)"), "{err}");
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        check_trusted(&f).unwrap();
+    }
+
+    #[test]
+    fn cache_copy_is_content_addressed_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = prepare_cache_dir(&dir.path().join("cache")).unwrap();
+        assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+        let f = dir.path().join("libx.so");
+        fs::write(&f, b"one").unwrap();
+        let a = copy_to_cache(&f, &cache).unwrap();
+        assert!(a.path.is_absolute());
+        assert_eq!(fs::read(&a.path).unwrap(), b"one");
+        assert_eq!(a.hash, sha256_hex(b"one"));
+        // same content: same copy; new content: new path, old copy untouched.
+        assert_eq!(copy_to_cache(&f, &cache).unwrap(), a);
+        fs::write(&f, b"two").unwrap();
+        let b = copy_to_cache(&f, &cache).unwrap();
+        assert_ne!(a.path, b.path);
+        assert_eq!(fs::read(&a.path).unwrap(), b"one");
+    }
+}

@@ -1,0 +1,184 @@
+//! The outbox: every message for the server waits here until the server answered 2xx.
+//!
+//! Invariants:
+//! - A message is inserted in the same transaction as the state change it reports
+//!   (e.g. a job becoming `finished`), and deleted only after a 2xx answer for it.
+//! - Messages are delivered oldest first. A message whose `supersede_key` is set (the latest
+//!   State, the latest AVConfig, a scan's progress) replaces the pending one with the same key:
+//!   only the newest of those is worth sending. Job statuses, scan results and alerts have no
+//!   such key and are never dropped.
+//! - Delivering a job's status marks the job `reported` in the same transaction as the delete.
+//! - Re-sending is safe: the server overwrites job statuses and scan rows, and de-duplicates
+//!   alerts by checksum, so a crash between "server answered" and "row deleted" only causes a
+//!   harmless replay.
+
+use rusqlite::{Row, Transaction, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::wire::UnixTime;
+
+/// What a message is, for supersession, `outbox` listings and the job state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    JobStatus,
+    ScanProgress,
+    ScanResult,
+    Alerts,
+    State,
+    AvConfig,
+    Scheduler,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::JobStatus => "job_status",
+            MessageKind::ScanProgress => "scan_progress",
+            MessageKind::ScanResult => "scan_result",
+            MessageKind::Alerts => "alerts",
+            MessageKind::State => "state",
+            MessageKind::AvConfig => "avconfig",
+            MessageKind::Scheduler => "scheduler",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "job_status" => MessageKind::JobStatus,
+            "scan_progress" => MessageKind::ScanProgress,
+            "scan_result" => MessageKind::ScanResult,
+            "alerts" => MessageKind::Alerts,
+            "state" => MessageKind::State,
+            "avconfig" => MessageKind::AvConfig,
+            _ => MessageKind::Scheduler,
+        }
+    }
+
+    /// Losing one of these loses data the server cannot get back (never superseded, never
+    /// dropped to respect a cap).
+    pub fn is_precious(self) -> bool {
+        matches!(self, MessageKind::JobStatus | MessageKind::ScanResult | MessageKind::Alerts)
+    }
+}
+
+/// A message to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// `Endpoint::name()` of the transport (`jobs`, `scans`, …).
+    pub endpoint: &'static str,
+    pub kind: MessageKind,
+    pub supersede_key: Option<String>,
+    pub job_id: Option<i64>,
+    /// The exact request body.
+    pub body: Vec<u8>,
+}
+
+/// A pending message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub endpoint: String,
+    pub kind: MessageKind,
+    pub job_id: Option<i64>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub size: usize,
+    pub created_at: i64,
+    pub attempts: u32,
+    pub next_try_at: i64,
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "id, endpoint, kind, job_id, body, created_at, attempts, next_try_at, last_error";
+
+fn row_to_msg(r: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
+    let kind: String = r.get(2)?;
+    let body: Vec<u8> = r.get(4)?;
+    Ok(OutboxMessage {
+        id: r.get(0)?,
+        endpoint: r.get(1)?,
+        kind: MessageKind::parse(&kind),
+        job_id: r.get(3)?,
+        size: body.len(),
+        body,
+        created_at: r.get(5)?,
+        attempts: r.get(6)?,
+        next_try_at: r.get(7)?,
+        last_error: r.get(8)?,
+    })
+}
+
+pub(crate) fn insert_messages(tx: &Transaction<'_>, messages: &[NewMessage]) -> rusqlite::Result<()> {
+    let now = UnixTime::now().secs();
+    for m in messages {
+        // A superseding message takes the place (and the FIFO position) of the pending one.
+        tx.execute(
+            "INSERT INTO outbox (endpoint, kind, supersede_key, job_id, body, created_at, next_try_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT(supersede_key) DO UPDATE SET
+                endpoint = excluded.endpoint, kind = excluded.kind, job_id = excluded.job_id,
+                body = excluded.body, created_at = excluded.created_at, attempts = 0,
+                next_try_at = excluded.next_try_at, last_error = NULL",
+            params![m.endpoint, m.kind.as_str(), m.supersede_key, m.job_id, m.body, now],
+        )?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Queues messages in one transaction (for changes that have no other state to update).
+    pub fn enqueue_messages(&mut self, messages: &[NewMessage]) -> Result<(), StoreError> {
+        let dir = self.dir().to_path_buf();
+        let err = |e| super::classify(&dir, e);
+        let tx = self.conn_mut().transaction().map_err(err)?;
+        insert_messages(&tx, messages).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Messages whose next try is due, oldest first.
+    pub fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut stmt = self
+            .conn()
+            .prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE next_try_at <= ?1 ORDER BY id LIMIT ?2"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![now, limit as i64], row_to_msg).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn outbox(&self) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.due_messages(i64::MAX, usize::MAX >> 1)
+    }
+
+    pub fn outbox_len(&self) -> Result<usize, StoreError> {
+        self.conn()
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The server answered 2xx: delete the message; a job status marks its job `reported`.
+    pub fn message_delivered(&mut self, msg: &OutboxMessage) -> Result<(), StoreError> {
+        let dir = self.dir().to_path_buf();
+        let err = |e| super::classify(&dir, e);
+        let tx = self.conn_mut().transaction().map_err(err)?;
+        tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id]).map_err(err)?;
+        if let (MessageKind::JobStatus, Some(job_id)) = (msg.kind, msg.job_id) {
+            tx.execute("UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'", [job_id])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Delivery failed: keep the message, count the attempt, schedule the next try.
+    pub fn message_failed(&self, id: i64, error: &str, next_try_at: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_try_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next_try_at, error],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}

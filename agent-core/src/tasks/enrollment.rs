@@ -1,0 +1,100 @@
+//! `-t Enrollment`: POST api/agents with the enrollment key; store agent and scheduler ids.
+//!
+//! Order matters for safety:
+//! 1. the key is found and validated before anything else (a bad key sends no request: each
+//!    request that reaches the server burns one key use, even when it fails later);
+//! 2. the ids are stored in one transaction;
+//! 3. only then is the provisioning key file (`<state_dir>/enrollment.key`) deleted.
+//!
+//! A failure at any step leaves the previous enrollment untouched.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::app::{AgentError, Context};
+use crate::transport::Endpoint;
+use crate::wire::{AntivirusInfo, EnrollmentKey, EnrollmentRequest, Envelope, TaskName, parse_enrollment_reply};
+
+/// Name of the provisioning key file in the state directory.
+pub const KEY_FILE: &str = "enrollment.key";
+
+/// Where the key came from; decides whether a file is removed after success.
+#[derive(Debug, PartialEq, Eq)]
+enum KeySource {
+    /// `-k` or `ARMADITO_AGENT_KEY`.
+    Argument,
+    /// `--key-file FILE`: an admin-managed file, left in place.
+    ExplicitFile(PathBuf),
+    /// `<state_dir>/enrollment.key`: a one-shot provisioning drop, removed after success.
+    StateDirFile(PathBuf),
+}
+
+pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    let (key, source) = find_key(ctx)?;
+    let server = ctx.server()?.to_string();
+    let client = ctx.client()?;
+    let mut store = ctx.open_store()?;
+    let _lock = store.lock_task("Enrollment", Duration::from_secs(60))?;
+    let uuid = ctx.uuid(&store)?;
+    let previous = store.enrollment()?;
+
+    // The backend is not needed to enroll (the old agent failed here when the AV was missing):
+    // the antivirus identity defaults to the configured backend name until a backend reports.
+    let backend = ctx.config.backend.clone().unwrap_or_else(|| "unknown".into());
+    let antivirus = AntivirusInfo::new(backend, "unknown");
+    let agent_id = previous.as_ref().map_or(0, |e| e.agent_id);
+    let body = Envelope::new(agent_id, uuid.clone(), TaskName::Enrollment, antivirus, EnrollmentRequest { key })
+        .to_body()?;
+
+    tracing::info!(server = %crate::transport::redact_url(&server), uuid = %uuid, "enrolling");
+    let reply = client.post(Endpoint::Agents, &body).await?;
+    let ids = parse_enrollment_reply(&reply.body)
+        .map_err(|e| AgentError::Task(format!("enrollment failed: {e}")))?;
+
+    let previous = store.save_enrollment(ids.agent_id, ids.scheduler_id, &server, uuid.as_str())?;
+    match previous {
+        Some(p) if p.agent_id != ids.agent_id => tracing::warn!(
+            old = p.agent_id, new = ids.agent_id,
+            "the server assigned a different agent id; the new one replaces the old one"
+        ),
+        Some(_) => tracing::info!(agent_id = ids.agent_id, scheduler_id = ids.scheduler_id, "re-enrolled with the same agent id"),
+        None => tracing::info!(agent_id = ids.agent_id, scheduler_id = ids.scheduler_id, "enrolled"),
+    }
+    if let KeySource::StateDirFile(path) = source {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(file = %path.display(), error = %e, "enrolled, but could not remove the enrollment key file");
+        }
+    }
+    println!("Enrolled: agent id {} (scheduler id {})", ids.agent_id, ids.scheduler_id);
+    Ok(())
+}
+
+fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
+    let state_file = ctx.config.state_dir.join(KEY_FILE);
+    let (raw, source) = if let Some(k) = &ctx.cli.options.key {
+        (k.clone(), KeySource::Argument)
+    } else if let Some(f) = &ctx.cli.options.key_file {
+        (read_key_file(f)?, KeySource::ExplicitFile(f.clone()))
+    } else if state_file.exists() {
+        (read_key_file(&state_file)?, KeySource::StateDirFile(state_file))
+    } else {
+        return Err(AgentError::Usage(format!(
+            "no enrollment key: use -k KEY, ARMADITO_AGENT_KEY, --key-file FILE or put it in {}",
+            state_file.display()
+        )));
+    };
+    let origin = match &source {
+        KeySource::Argument => "the command line / ARMADITO_AGENT_KEY".to_string(),
+        KeySource::ExplicitFile(p) | KeySource::StateDirFile(p) => p.display().to_string(),
+    };
+    let (key, uppercased) = EnrollmentKey::parse(&raw).map_err(|e| AgentError::Usage(format!("{e} (key from {origin})")))?;
+    if uppercased {
+        tracing::warn!("the enrollment key was not in uppercase; the server only accepts uppercase, so it was upper-cased");
+    }
+    Ok((key, source))
+}
+
+fn read_key_file(path: &Path) -> Result<String, AgentError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| AgentError::Usage(format!("cannot read enrollment key file {}: {e}", path.display())))
+}

@@ -1,0 +1,472 @@
+//! Agent-side tree walk: clamd's own directory scans report only infected files, so the
+//! agent walks the tree itself to get per-file results and progress (§B.6).
+//!
+//! Invariants:
+//! * Symbolic links are not followed unless asked. A link that stays inside the scanned
+//!   tree is skipped silently (its target is scanned where it lives); one that leads out of
+//!   the tree, or is broken, is reported as `Ignored` so the gap is visible.
+//! * When links are followed, every directory is entered at most once (by device+inode),
+//!   so link loops terminate; files are sent to clamd by their resolved path because clamd
+//!   does not follow links itself by default.
+//! * Only regular files are scanned. FIFOs, sockets and devices are reported `Ignored`
+//!   (opening a FIFO would block, reading a device may never end).
+//! * An unreadable directory or entry is one `Error` result; the walk goes on.
+//! * No `stat` per file unless a size limit needs it: the directory entry type is enough.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use armadito_plugin_api::model::FileStatus;
+
+/// One file to hand to clamd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The path as the user sees it (through links), reported in results.
+    pub display: PathBuf,
+    /// The path sent to clamd (resolved when reached through a followed link).
+    pub target: PathBuf,
+}
+
+/// A final result produced without clamd (skipped or unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub path: PathBuf,
+    pub status: FileStatus,
+    pub threat: Option<String>,
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    pub fn ignored(path: impl Into<PathBuf>, why: impl Into<String>) -> Outcome {
+        Outcome {
+            path: path.into(),
+            status: FileStatus::Ignored,
+            threat: None,
+            message: Some(why.into()),
+        }
+    }
+
+    pub fn error(path: impl Into<PathBuf>, why: impl Into<String>) -> Outcome {
+        Outcome {
+            path: path.into(),
+            status: FileStatus::Error,
+            threat: None,
+            message: Some(why.into()),
+        }
+    }
+}
+
+/// What the walk produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalkEvent {
+    File(Job),
+    Done(Outcome),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalkOptions {
+    pub recursive: bool,
+    pub follow_symlinks: bool,
+    pub max_file_size: Option<u64>,
+}
+
+/// Human text for an I/O error, without Rust's "(os error N)" suffix.
+pub fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// Walk `roots` and feed `emit` until done, `stop` is set, or `emit` returns false.
+pub fn walk(
+    roots: &[PathBuf],
+    opts: &WalkOptions,
+    stop: &AtomicBool,
+    emit: &mut dyn FnMut(WalkEvent) -> bool,
+) {
+    let mut walker = Walker {
+        opts: *opts,
+        stop,
+        emit,
+        bounds: Vec::new(),
+        visited: HashSet::new(),
+        halted: false,
+    };
+    // Roots are resolved first (a root given through a link is what the user asked for), and
+    // all of them bound the tree for the "link leads outside" test.
+    let mut resolved = Vec::new();
+    for root in roots {
+        match fs::canonicalize(root) {
+            Ok(real) => {
+                walker.bounds.push(real.clone());
+                resolved.push((root.clone(), real));
+            }
+            Err(e) => {
+                if !walker.send(WalkEvent::Done(Outcome::error(root, io_text(&e)))) {
+                    return;
+                }
+            }
+        }
+    }
+    for (root, real) in resolved {
+        if walker.halted || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        walker.root(&root, &real);
+    }
+}
+
+struct Walker<'a> {
+    opts: WalkOptions,
+    stop: &'a AtomicBool,
+    emit: &'a mut dyn FnMut(WalkEvent) -> bool,
+    /// Resolved roots.
+    bounds: Vec<PathBuf>,
+    /// (dev, ino) of directories entered, when following links.
+    visited: HashSet<(u64, u64)>,
+    halted: bool,
+}
+
+impl Walker<'_> {
+    fn send(&mut self, event: WalkEvent) -> bool {
+        if self.halted || self.stop.load(Ordering::Relaxed) || !(self.emit)(event) {
+            self.halted = true;
+        }
+        !self.halted
+    }
+
+    fn inside(&self, real: &Path) -> bool {
+        self.bounds.iter().any(|b| real.starts_with(b))
+    }
+
+    fn root(&mut self, shown: &Path, real: &Path) {
+        let meta = match fs::metadata(real) {
+            Ok(m) => m,
+            Err(e) => {
+                self.send(WalkEvent::Done(Outcome::error(shown, io_text(&e))));
+                return;
+            }
+        };
+        if meta.is_dir() {
+            // Walk under the name the user gave, send resolved paths only where needed.
+            self.dir_tree(shown.to_path_buf(), &meta);
+        } else {
+            self.file(shown.to_path_buf(), real.to_path_buf(), Some(&meta));
+        }
+    }
+
+    /// Depth-first walk below `top` with an explicit stack (no recursion depth limit).
+    fn dir_tree(&mut self, top: PathBuf, top_meta: &fs::Metadata) {
+        if self.opts.follow_symlinks {
+            self.visited.insert((top_meta.dev(), top_meta.ino()));
+        }
+        let mut stack = vec![(top, 0usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            if self.halted || self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    let why = format!("cannot read directory: {}", io_text(&e));
+                    if !self.send(WalkEvent::Done(Outcome::error(&dir, why))) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            for entry in entries {
+                if self.halted {
+                    return;
+                }
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let why = format!("cannot read directory: {}", io_text(&e));
+                        self.send(WalkEvent::Done(Outcome::error(&dir, why)));
+                        break;
+                    }
+                };
+                let path = entry.path();
+                let ft = match entry.file_type() {
+                    Ok(ft) => ft,
+                    Err(e) => {
+                        self.send(WalkEvent::Done(Outcome::error(&path, io_text(&e))));
+                        continue;
+                    }
+                };
+                if ft.is_dir() {
+                    if self.opts.recursive {
+                        if self.opts.follow_symlinks {
+                            match entry.metadata() {
+                                Ok(m) if !self.visited.insert((m.dev(), m.ino())) => continue,
+                                Ok(_) => {}
+                                Err(e) => {
+                                    self.send(WalkEvent::Done(Outcome::error(
+                                        &path,
+                                        io_text(&e),
+                                    )));
+                                    continue;
+                                }
+                            }
+                        }
+                        stack.push((path, depth + 1));
+                    }
+                } else if ft.is_file() {
+                    self.file(path.clone(), path, None);
+                } else if ft.is_symlink() {
+                    if let Some(dir) = self.symlink(&path)
+                        && self.opts.recursive
+                    {
+                        stack.push((dir, depth + 1));
+                    }
+                } else {
+                    self.special(&path, &ft);
+                }
+            }
+        }
+    }
+
+    fn file(&mut self, display: PathBuf, target: PathBuf, meta: Option<&fs::Metadata>) {
+        if let Some(limit) = self.opts.max_file_size {
+            let size = match meta {
+                Some(m) => m.len(),
+                None => match fs::metadata(&target) {
+                    Ok(m) => m.len(),
+                    Err(e) => {
+                        self.send(WalkEvent::Done(Outcome::error(&display, io_text(&e))));
+                        return;
+                    }
+                },
+            };
+            if size > limit {
+                let why = format!("{size} bytes, above the scan's max_file_size ({limit})");
+                self.send(WalkEvent::Done(Outcome::ignored(display, why)));
+                return;
+            }
+        }
+        self.send(WalkEvent::File(Job { display, target }));
+    }
+
+    fn special(&mut self, path: &Path, ft: &fs::FileType) {
+        let kind = if ft.is_fifo() {
+            "fifo"
+        } else if ft.is_socket() {
+            "socket"
+        } else if ft.is_block_device() {
+            "block device"
+        } else if ft.is_char_device() {
+            "character device"
+        } else {
+            "unknown file type"
+        };
+        self.send(WalkEvent::Done(Outcome::ignored(
+            path,
+            format!("special file ({kind}), not scanned"),
+        )));
+    }
+
+    /// Handle a link; returns a directory to descend into (only when following links).
+    fn symlink(&mut self, link: &Path) -> Option<PathBuf> {
+        let real = match fs::canonicalize(link) {
+            Ok(r) => r,
+            Err(e) => {
+                self.send(WalkEvent::Done(Outcome::ignored(
+                    link,
+                    format!("broken symbolic link ({})", io_text(&e)),
+                )));
+                return None;
+            }
+        };
+        if !self.opts.follow_symlinks {
+            if !self.inside(&real) {
+                self.send(WalkEvent::Done(Outcome::ignored(
+                    link,
+                    format!(
+                        "symbolic link to {} outside the scanned tree, not followed",
+                        real.display()
+                    ),
+                )));
+            }
+            return None;
+        }
+        let meta = match fs::metadata(&real) {
+            Ok(m) => m,
+            Err(e) => {
+                self.send(WalkEvent::Done(Outcome::error(link, io_text(&e))));
+                return None;
+            }
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            return self.visited.insert((meta.dev(), meta.ino())).then_some(real);
+        }
+        if ft.is_file() {
+            self.file(link.to_path_buf(), real, Some(&meta));
+        } else {
+            self.special(link, &ft);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn collect(roots: &[PathBuf], opts: WalkOptions) -> Vec<WalkEvent> {
+        let stop = AtomicBool::new(false);
+        let mut out = Vec::new();
+        walk(roots, &opts, &stop, &mut |e| {
+            out.push(e);
+            true
+        });
+        out.sort_by(|a, b| key(a).cmp(&key(b)));
+        out
+    }
+
+    fn key(e: &WalkEvent) -> PathBuf {
+        match e {
+            WalkEvent::File(j) => j.display.clone(),
+            WalkEvent::Done(o) => o.path.clone(),
+        }
+    }
+
+    fn files(events: &[WalkEvent]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                WalkEvent::File(j) => Some(j.display.file_name()?.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn symlinks_inside_are_silent_outside_are_reported() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"x").unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        let t = tree.path();
+        fs::create_dir(t.join("sub")).unwrap();
+        fs::write(t.join("a.txt"), b"a").unwrap();
+        fs::write(t.join("sub/b.txt"), b"b").unwrap();
+        symlink(t.join("a.txt"), t.join("link-in")).unwrap();
+        symlink(outside.path().join("secret"), t.join("link-out")).unwrap();
+        symlink(outside.path(), t.join("dir-out")).unwrap();
+        symlink(t.join("missing"), t.join("broken")).unwrap();
+        symlink(t, t.join("sub/loop")).unwrap();
+
+        let events = collect(&[t.to_path_buf()], WalkOptions {
+            recursive: true,
+            ..Default::default()
+        });
+        assert_eq!(files(&events), vec!["a.txt", "b.txt"]);
+        let ignored: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                WalkEvent::Done(o) if o.status == FileStatus::Ignored => {
+                    Some(o.path.file_name().unwrap().to_string_lossy().into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ignored, vec!["broken", "dir-out", "link-out"]);
+
+        // Following: the outside file is scanned by its real path, the loop ends.
+        let events = collect(&[t.to_path_buf()], WalkOptions {
+            recursive: true,
+            follow_symlinks: true,
+            ..Default::default()
+        });
+        let mut names = files(&events);
+        names.sort();
+        assert_eq!(names, vec!["a.txt", "b.txt", "link-in", "link-out", "secret"]);
+        let link_out = events
+            .iter()
+            .find_map(|e| match e {
+                WalkEvent::File(j) if j.display.ends_with("link-out") => Some(j.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            link_out.target,
+            fs::canonicalize(outside.path().join("secret")).unwrap()
+        );
+    }
+
+    #[test]
+    fn special_files_missing_roots_and_size_limit() {
+        let tree = tempfile::tempdir().unwrap();
+        let t = tree.path();
+        fs::write(t.join("small"), b"1234").unwrap();
+        fs::write(t.join("big"), vec![0u8; 100]).unwrap();
+        let fifo = std::ffi::CString::new(t.join("fifo").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let events = collect(
+            &[t.to_path_buf(), t.join("nope")],
+            WalkOptions {
+                recursive: true,
+                max_file_size: Some(50),
+                ..Default::default()
+            },
+        );
+        assert_eq!(files(&events), vec!["small"]);
+        let by_name = |n: &str| {
+            events
+                .iter()
+                .find_map(|e| match e {
+                    WalkEvent::Done(o) if o.path.ends_with(n) => Some(o.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert_eq!(by_name("big").status, FileStatus::Ignored);
+        assert_eq!(by_name("fifo").status, FileStatus::Ignored);
+        assert!(by_name("fifo").message.unwrap().contains("fifo"));
+        let nope = by_name("nope");
+        assert_eq!(nope.status, FileStatus::Error);
+        assert_eq!(nope.message.as_deref(), Some("No such file or directory"));
+    }
+
+    #[test]
+    fn non_recursive_stays_at_top() {
+        let tree = tempfile::tempdir().unwrap();
+        let t = tree.path();
+        fs::create_dir(t.join("sub")).unwrap();
+        fs::write(t.join("top"), b"1").unwrap();
+        fs::write(t.join("sub/deep"), b"1").unwrap();
+        let events = collect(&[t.to_path_buf()], WalkOptions::default());
+        assert_eq!(files(&events), vec!["top"]);
+    }
+
+    #[test]
+    fn stop_flag_halts() {
+        let tree = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            fs::write(tree.path().join(i.to_string()), b"1").unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        let mut n = 0;
+        walk(
+            &[tree.path().to_path_buf()],
+            &WalkOptions::default(),
+            &stop,
+            &mut |_| {
+                n += 1;
+                if n == 5 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                true
+            },
+        );
+        assert_eq!(n, 5);
+    }
+}
