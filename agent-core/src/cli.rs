@@ -27,8 +27,7 @@ Exit codes:
     about = "Runs and watches antivirus software for a GLPI server (Armadito plugin).",
     long_about = "Runs and watches antivirus software for a GLPI server (Armadito plugin 0.10.1).\n\
                   Each run performs one task (-t) or one inspection subcommand.",
-    after_help = EXIT_CODES,
-    args_conflicts_with_subcommands = true
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// Task to run
@@ -71,19 +70,43 @@ pub struct Cli {
 #[derive(Debug, Args, Default, Clone)]
 pub struct GlobalOptions {
     /// Configuration file [default: /etc/armadito-agent/agent.toml when it exists]
-    #[arg(short = 'c', long, env = "ARMADITO_AGENT_CONFIG", value_name = "FILE", global = true)]
+    #[arg(
+        short = 'c',
+        long,
+        env = "ARMADITO_AGENT_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     pub config: Option<PathBuf>,
 
     /// GLPI plugin URL, e.g. https://glpi.example.org/glpi/plugins/armadito
-    #[arg(short = 's', long, env = "ARMADITO_AGENT_SERVER", value_name = "URL", global = true)]
+    #[arg(
+        short = 's',
+        long,
+        env = "ARMADITO_AGENT_SERVER",
+        value_name = "URL",
+        global = true
+    )]
     pub server: Option<String>,
 
     /// Antivirus backend to use (a plugin name)
-    #[arg(long, visible_alias = "antivirus", env = "ARMADITO_AGENT_BACKEND", value_name = "NAME", global = true)]
+    #[arg(
+        long,
+        visible_alias = "antivirus",
+        env = "ARMADITO_AGENT_BACKEND",
+        value_name = "NAME",
+        global = true
+    )]
     pub backend: Option<String>,
 
     /// Enrollment key (prefer ARMADITO_AGENT_KEY or --key-file: argv is visible to other users)
-    #[arg(short = 'k', long, env = "ARMADITO_AGENT_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        short = 'k',
+        long,
+        env = "ARMADITO_AGENT_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub key: Option<String>,
 
     /// File holding the enrollment key
@@ -91,11 +114,21 @@ pub struct GlobalOptions {
     pub key_file: Option<PathBuf>,
 
     /// Folder of the agent's state (ids, job queue, outbox)
-    #[arg(long, env = "ARMADITO_AGENT_STATE_DIR", value_name = "DIR", global = true)]
+    #[arg(
+        long,
+        env = "ARMADITO_AGENT_STATE_DIR",
+        value_name = "DIR",
+        global = true
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// Folder of backend plugins
-    #[arg(long, env = "ARMADITO_AGENT_PLUGINS_DIR", value_name = "DIR", global = true)]
+    #[arg(
+        long,
+        env = "ARMADITO_AGENT_PLUGINS_DIR",
+        value_name = "DIR",
+        global = true
+    )]
     pub plugins_dir: Option<PathBuf>,
 
     /// Debug logging (-d or -d 1: debug, -d 2: trace)
@@ -107,11 +140,21 @@ pub struct GlobalOptions {
     pub no_ssl_check: bool,
 
     /// PEM file of the CA that signed the server certificate
-    #[arg(long, env = "ARMADITO_AGENT_CA_CERT_FILE", value_name = "FILE", global = true)]
+    #[arg(
+        long,
+        env = "ARMADITO_AGENT_CA_CERT_FILE",
+        value_name = "FILE",
+        global = true
+    )]
     pub ca_cert_file: Option<PathBuf>,
 
     /// Folder of PEM CA certificates
-    #[arg(long, env = "ARMADITO_AGENT_CA_CERT_DIR", value_name = "DIR", global = true)]
+    #[arg(
+        long,
+        env = "ARMADITO_AGENT_CA_CERT_DIR",
+        value_name = "DIR",
+        global = true
+    )]
     pub ca_cert_dir: Option<PathBuf>,
 
     /// HTTP(S) proxy URL (default: the https_proxy/http_proxy/no_proxy environment)
@@ -119,12 +162,23 @@ pub struct GlobalOptions {
     pub proxy: Option<String>,
 
     /// HTTP timeout in seconds [default: 180]
-    #[arg(long, env = "ARMADITO_AGENT_TIMEOUT", value_name = "SECS", global = true)]
+    #[arg(
+        long,
+        env = "ARMADITO_AGENT_TIMEOUT",
+        value_name = "SECS",
+        global = true
+    )]
     pub timeout: Option<u64>,
 
     /// HTTP basic-auth user of the web server in front of GLPI (the password comes from
     /// ARMADITO_AGENT_PASSWORD or the config file, never the command line)
-    #[arg(short = 'u', long, env = "ARMADITO_AGENT_USER", value_name = "USER", global = true)]
+    #[arg(
+        short = 'u',
+        long,
+        env = "ARMADITO_AGENT_USER",
+        value_name = "USER",
+        global = true
+    )]
     pub user: Option<String>,
 }
 
@@ -221,14 +275,29 @@ mod tests {
 
     #[test]
     fn old_agent_spellings() {
-        let c = parse(&["armadito-agent", "-t", "Getjobs", "-wr", "30", "-w", "2", "-av", "clamav", "-d"]).unwrap();
+        let c = parse(&[
+            "armadito-agent",
+            "-t",
+            "Getjobs",
+            "-wr",
+            "30",
+            "-w",
+            "2",
+            "-av",
+            "clamav",
+            "-d",
+        ])
+        .unwrap();
         assert_eq!(c.task, Some(TaskName::Getjobs));
         assert_eq!(c.wait_rand, Some(30));
         assert_eq!(c.wait, Some(2));
         assert_eq!(c.options.backend.as_deref(), Some("clamav"));
         assert_eq!(c.options.debug, Some(1));
         let c = parse(&["armadito-agent", "--task", "AVConfig", "--debug", "2"]).unwrap();
-        assert_eq!((c.task, c.options.debug), (Some(TaskName::AVConfig), Some(2)));
+        assert_eq!(
+            (c.task, c.options.debug),
+            (Some(TaskName::AVConfig), Some(2))
+        );
     }
 
     #[test]

@@ -44,10 +44,16 @@ impl UuidSource {
 /// Resolves the UUID to send, recording it in the store.
 pub fn machine_uuid(configured: Option<&str>, store: &Store) -> Result<MachineUuid, IdentityError> {
     let (uuid, source) = match configured {
-        Some(raw) => (MachineUuid::parse(raw).map_err(IdentityError::Config)?, UuidSource::Config),
+        Some(raw) => (
+            MachineUuid::parse(raw).map_err(IdentityError::Config)?,
+            UuidSource::Config,
+        ),
         None => match hardware_uuid() {
             Some(found) => found,
-            None => match store.stored_uuid()?.and_then(|s| MachineUuid::parse(&s.uuid).ok()) {
+            None => match store
+                .stored_uuid()?
+                .and_then(|s| MachineUuid::parse(&s.uuid).ok())
+            {
                 Some(kept) => return Ok(kept),
                 None => (generate(), UuidSource::Generated),
             },
@@ -91,7 +97,10 @@ pub fn hardware_uuid() -> Option<(MachineUuid, UuidSource)> {
     #[cfg(windows)]
     {
         let script = "(Get-CimInstance -ClassName Win32_ComputerSystemProduct).UUID";
-        if let Some(u) = run_for_uuid("powershell.exe", &["-NoProfile", "-NonInteractive", "-Command", script]) {
+        if let Some(u) = run_for_uuid(
+            "powershell.exe",
+            &["-NoProfile", "-NonInteractive", "-Command", script],
+        ) {
             return Some((u, UuidSource::Wmi));
         }
     }
@@ -101,7 +110,11 @@ pub fn hardware_uuid() -> Option<(MachineUuid, UuidSource)> {
 /// Runs a fixed argv (never a shell) and reads a UUID from the first line that holds one.
 #[allow(dead_code)]
 fn run_for_uuid(program: &str, args: &[&str]) -> Option<MachineUuid> {
-    let out = Command::new(program).args(args).stdin(std::process::Stdio::null()).output().ok()?;
+    let out = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -122,8 +135,14 @@ mod tests {
         let u = machine_uuid(Some("4c4c4544-0033-4a10-8051-b4c04f4e4b32"), &store).unwrap();
         assert_eq!(u.as_str(), "4C4C4544-0033-4A10-8051-B4C04F4E4B32");
         let s = store.stored_uuid().unwrap().unwrap();
-        assert_eq!((s.uuid.as_str(), s.source.as_str()), ("4C4C4544-0033-4A10-8051-B4C04F4E4B32", "config"));
-        assert!(matches!(machine_uuid(Some("00000000-0000-0000-0000-000000000000"), &store), Err(IdentityError::Config(_))));
+        assert_eq!(
+            (s.uuid.as_str(), s.source.as_str()),
+            ("4C4C4544-0033-4A10-8051-B4C04F4E4B32", "config")
+        );
+        assert!(matches!(
+            machine_uuid(Some("00000000-0000-0000-0000-000000000000"), &store),
+            Err(IdentityError::Config(_))
+        ));
     }
 
     #[test]

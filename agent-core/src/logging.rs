@@ -30,9 +30,13 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogError> {
         Some(path) => Writer::File(RotatingFile::open(path, cfg.max_size, cfg.keep)?),
         None => Writer::Stderr,
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(false);
     let fmt = match cfg.format {
-        LogFormat::Text => fmt.with_ansi(cfg.file.is_none() && io::IsTerminal::is_terminal(&io::stderr())).boxed(),
+        LogFormat::Text => fmt
+            .with_ansi(cfg.file.is_none() && io::IsTerminal::is_terminal(&io::stderr()))
+            .boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
     let journald = if cfg.journald {
@@ -47,7 +51,11 @@ pub fn init(cfg: &LogConfig) -> Result<(), LogError> {
         None
     };
     // A second init (tests running in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(journald).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(journald)
+        .try_init();
     Ok(())
 }
 
@@ -85,11 +93,25 @@ struct RotState {
 impl RotatingFile {
     pub fn open(path: &Path, max_size: u64, keep: u32) -> Result<Self, LogError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LogError::File { path: path.into(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| LogError::File {
+                path: path.into(),
+                source,
+            })?;
         }
-        let file = open_append(path).map_err(|source| LogError::File { path: path.into(), source })?;
+        let file = open_append(path).map_err(|source| LogError::File {
+            path: path.into(),
+            source,
+        })?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Self { inner: Arc::new(Mutex::new(RotState { path: path.into(), file, size, max_size, keep })) })
+        Ok(Self {
+            inner: Arc::new(Mutex::new(RotState {
+                path: path.into(),
+                file,
+                size,
+                max_size,
+                keep,
+            })),
+        })
     }
 }
 
@@ -105,7 +127,10 @@ impl RotState {
     fn rotate(&mut self) -> io::Result<()> {
         let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
         if self.keep == 0 {
-            self.file = OpenOptions::new().write(true).truncate(true).open(&self.path)?;
+            self.file = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&self.path)?;
         } else {
             let _ = std::fs::remove_file(name(self.keep));
             for i in (1..self.keep).rev() {
@@ -131,7 +156,11 @@ impl Write for RotatingFile {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).file.flush()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .flush()
     }
 }
 
@@ -145,12 +174,21 @@ mod tests {
         let path = tmp.path().join("agent.log");
         let mut f = RotatingFile::open(&path, 100, 2).unwrap();
         for i in 0..10 {
-            f.write_all(format!("{i:02} {}\n", "x".repeat(46)).as_bytes()).unwrap();
+            f.write_all(format!("{i:02} {}\n", "x".repeat(46)).as_bytes())
+                .unwrap();
         }
         // 50-byte records, 100-byte files: 2 per file; current + .1 + .2 kept, older dropped
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
-        assert!(std::fs::read_to_string(tmp.path().join("agent.log.1")).unwrap().starts_with("06"));
-        assert!(std::fs::read_to_string(tmp.path().join("agent.log.2")).unwrap().starts_with("04"));
+        assert!(
+            std::fs::read_to_string(tmp.path().join("agent.log.1"))
+                .unwrap()
+                .starts_with("06")
+        );
+        assert!(
+            std::fs::read_to_string(tmp.path().join("agent.log.2"))
+                .unwrap()
+                .starts_with("04")
+        );
         assert!(!tmp.path().join("agent.log.3").exists());
     }
 }

@@ -17,7 +17,11 @@ fn main() -> ExitCode {
     if let Some(Command::PluginHost { plugin }) = &cli.command {
         return agent_core::plugins::plugin_host_main(plugin);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("armadito-agent: cannot start the async runtime: {e}");

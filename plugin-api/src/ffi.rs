@@ -78,8 +78,11 @@ pub trait BackendFfi: Send + Sync {
     fn state(&self) -> RResult<RString, RString>;
 
     /// `ScanRequest` in, `ScanProgress` events through `progress`, `ScanResult` out.
-    fn scan(&self, request_json: RStr<'_>, progress: ProgressSinkRef<'_>)
-    -> RResult<RString, RString>;
+    fn scan(
+        &self,
+        request_json: RStr<'_>,
+        progress: ProgressSinkRef<'_>,
+    ) -> RResult<RString, RString>;
 
     /// `AlertsQuery` in, `AlertsPage` out.
     fn alerts(&self, query_json: RStr<'_>) -> RResult<RString, RString>;
@@ -124,7 +127,8 @@ pub struct PluginModule {
     /// Construct the backend. `settings_json` is the `[plugins.settings.<name>]` table of the
     /// agent configuration, as JSON (`{}` when absent).
     #[sabi(last_prefix_field)]
-    pub new: extern "C" fn(host: HostServices, settings_json: RStr<'_>) -> RResult<BackendBox, RString>,
+    pub new:
+        extern "C" fn(host: HostServices, settings_json: RStr<'_>) -> RResult<BackendBox, RString>,
 }
 
 impl RootModule for PluginModule_Ref {

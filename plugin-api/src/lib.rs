@@ -82,6 +82,16 @@ mod tests {
     }
 
     #[test]
+    fn readme_example_is_the_tested_example_plugin() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../../tests/plugins/example/src/lib.rs");
+        assert!(
+            readme.contains(example),
+            "README.md must embed tests/plugins/example/src/lib.rs"
+        );
+    }
+
+    #[test]
     fn interface_version_is_semver() {
         let v = super::INTERFACE_VERSION;
         let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();

@@ -24,8 +24,8 @@ use crate::ffi::{
     ProgressSinkFfi, ProgressSinkRef, level,
 };
 use crate::model::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry,
-    ErrorKind, PluginError, PluginMetadata, ScanProgress, ScanRequest, ScanResult,
+    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, ErrorKind,
+    PluginError, PluginMetadata, ScanProgress, ScanRequest, ScanResult,
 };
 
 /// What a plugin author implements. All methods but `new` have a default that answers
@@ -56,7 +56,11 @@ pub trait Plugin: Send + Sync + Sized + 'static {
 
     /// Scan `request.paths`. Report progress through `progress` and stop early (returning a
     /// result with `cancelled: true`) when it answers `false` or `progress.is_cancelled()`.
-    fn scan(&self, request: ScanRequest, progress: &Progress<'_>) -> Result<ScanResult, PluginError> {
+    fn scan(
+        &self,
+        request: ScanRequest,
+        progress: &Progress<'_>,
+    ) -> Result<ScanResult, PluginError> {
         let _ = (request, progress);
         Err(PluginError::not_supported("scan"))
     }
@@ -76,9 +80,16 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     }
 
     /// Extension point: methods listed in `Capabilities::invoke_methods`.
-    fn invoke(&self, method: &str, args: Value, progress: &Progress<'_>) -> Result<Value, PluginError> {
+    fn invoke(
+        &self,
+        method: &str,
+        args: Value,
+        progress: &Progress<'_>,
+    ) -> Result<Value, PluginError> {
         let _ = (args, progress);
-        Err(PluginError::not_supported(format_args!("method {method:?}")))
+        Err(PluginError::not_supported(format_args!(
+            "method {method:?}"
+        )))
     }
 }
 
@@ -320,7 +331,11 @@ impl<P: Plugin> BackendFfi for Adapter<P> {
         guard("state", || self.plugin()?.state())
     }
 
-    fn scan(&self, request_json: RStr<'_>, progress: ProgressSinkRef<'_>) -> RResult<RString, RString> {
+    fn scan(
+        &self,
+        request_json: RStr<'_>,
+        progress: ProgressSinkRef<'_>,
+    ) -> RResult<RString, RString> {
         guard("scan", || {
             let request: ScanRequest = parse("scan request", request_json)?;
             self.plugin()?.scan(request, &Progress::new(&progress))

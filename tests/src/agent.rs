@@ -19,11 +19,20 @@ pub fn agent_bin() -> &'static Path {
         let profile_dir = target_profile_dir();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "agent-core", "--bin", "armadito-agent"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "agent-core",
+            "--bin",
+            "armadito-agent",
+        ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("cargo can be run to build armadito-agent");
+        let status = cmd
+            .status()
+            .expect("cargo can be run to build armadito-agent");
         assert!(status.success(), "building armadito-agent failed");
         profile_dir.join(format!("armadito-agent{}", std::env::consts::EXE_SUFFIX))
     })
@@ -33,7 +42,11 @@ pub fn agent_bin() -> &'static Path {
 pub fn target_profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("deps dir");
-    let dir = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().expect("profile dir") } else { deps };
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("profile dir")
+    } else {
+        deps
+    };
     dir.to_path_buf()
 }
 
@@ -41,14 +54,21 @@ pub fn target_profile_dir() -> PathBuf {
 pub struct AgentSandbox {
     pub dir: tempfile::TempDir,
     pub server: String,
-    /// Extra `agent.toml` lines (appended after the defaults written by [`AgentSandbox::new`]).
+    /// Extra top-level `agent.toml` keys (written before the first table).
+    pub top_config: String,
+    /// Extra `agent.toml` tables (appended after the defaults).
     pub extra_config: String,
 }
 
 impl AgentSandbox {
     /// `server` is the plugin base URL, e.g. `Double::base_url()`.
     pub fn new(server: &str) -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir"), server: server.to_string(), extra_config: String::new() }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            server: server.to_string(),
+            top_config: String::new(),
+            extra_config: String::new(),
+        }
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -63,10 +83,11 @@ impl AgentSandbox {
     /// one stable identity.
     pub fn write_config(&self, uuid: &str) {
         let text = format!(
-            "server = \"{}\"\nstate_dir = \"{}\"\nplugins_dir = \"{}\"\nuuid = \"{uuid}\"\n[http]\ntimeout = 5\n[http.retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\n{}\n",
+            "server = \"{}\"\nstate_dir = \"{}\"\nplugins_dir = \"{}\"\nuuid = \"{uuid}\"\n{}\n[http]\ntimeout = 5\n[http.retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\n{}\n",
             self.server,
             self.state_dir().display(),
             self.dir.path().join("plugins").display(),
+            self.top_config,
             self.extra_config
         );
         std::fs::write(self.config_path(), text).expect("write agent.toml");
@@ -93,7 +114,11 @@ impl AgentSandbox {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn armadito-agent")
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn armadito-agent")
     }
 }
 
@@ -118,14 +143,108 @@ impl From<Output> for RunResult {
 impl RunResult {
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        assert!(!self.stderr.contains("panicked"), "the agent panicked:\n{}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "the agent panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// The error lines the agent printed (`armadito-agent: ...`), log lines excluded.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("armadito-agent:"))
+            .collect()
+    }
+
+    /// Exactly one error line, and it contains `needle`.
+    #[track_caller]
+    pub fn assert_one_error_line(&self, needle: &str) -> &Self {
+        let lines = self.error_lines();
+        assert_eq!(lines.len(), 1, "one error line expected:\n{}", self.stderr);
+        assert!(
+            lines[0].contains(needle),
+            "error line lacks {needle:?}: {}",
+            lines[0]
+        );
         self
     }
 
     #[track_caller]
     pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
         self
+    }
+}
+
+/// Builds the given cdylib packages once per test process and returns the path of each
+/// library (`target/<profile>/lib<name>.so`), in order.
+pub fn built_plugins(packages: &[&str]) -> Vec<PathBuf> {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !built.iter().any(|b| b == p))
+        .collect();
+    let profile_dir = target_profile_dir();
+    if !missing.is_empty() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet"]);
+        for p in &missing {
+            cmd.args(["-p", p]);
+        }
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().expect("cargo runs").success(),
+            "building {missing:?} failed"
+        );
+        built.extend(missing.iter().map(|s| s.to_string()));
+    }
+    packages
+        .iter()
+        .map(|p| {
+            let lib = p.replace('-', "_");
+            profile_dir.join(format!(
+                "{}{lib}{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ))
+        })
+        .collect()
+}
+
+impl AgentSandbox {
+    /// Installs plugin libraries into this sandbox's plugins folder (0755, as a package would).
+    pub fn install_plugins(&self, libs: &[PathBuf]) {
+        let dir = self.dir.path().join("plugins");
+        std::fs::create_dir_all(&dir).expect("plugins dir");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod plugins dir");
+            // the sandbox root itself is a 0700 temp dir owned by us: trusted
+        }
+        for lib in libs {
+            let name = lib.file_name().expect("library file name");
+            std::fs::copy(lib, dir.join(name)).expect("copy plugin");
+        }
     }
 }

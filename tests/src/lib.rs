@@ -1,2 +1,5 @@
 //! Test support: the GLPI plugin double.
 pub mod agent;
+
+pub mod double;
+pub mod fleet;

@@ -15,7 +15,11 @@ fn sandbox(d: &Double) -> AgentSandbox {
 }
 
 fn agent_id(s: &AgentSandbox) -> String {
-    s.run(&["--get-agentid"]).assert_code(0).stdout.trim().to_string()
+    s.run(&["--get-agentid"])
+        .assert_code(0)
+        .stdout
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -31,7 +35,10 @@ fn first_enrollment_then_reenrollment_keeps_the_id() {
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0].uuid, UUID);
     assert_eq!(agent_id(&s), agents[0].id.to_string());
-    assert_eq!(s.run(&["--get-schedulerid"]).stdout.trim(), agents[0].plugin_armadito_schedulers_id.to_string());
+    assert_eq!(
+        s.run(&["--get-schedulerid"]).stdout.trim(),
+        agents[0].plugin_armadito_schedulers_id.to_string()
+    );
     assert_eq!(d.key_use_counter(KEY), Some(9));
 
     // the request on the wire: trailing slash, JSON content type, key in the body only
@@ -39,8 +46,16 @@ fn first_enrollment_then_reenrollment_keeps_the_id() {
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].method, "POST");
     assert_eq!(reqs[0].path, "/glpi/plugins/armadito/api/agents/");
-    assert!(reqs[0].headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
-    assert!(!r.stderr.contains(KEY) && !r.stdout.contains(KEY), "the key must never be printed or logged");
+    assert!(
+        reqs[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/json")
+    );
+    assert!(
+        !r.stderr.contains(KEY) && !r.stdout.contains(KEY),
+        "the key must never be printed or logged"
+    );
 
     // re-enrollment: same id back, one more key use consumed
     s.run(&["-t", "Enrollment", "-k", KEY, "-d"]).assert_code(0);
@@ -57,13 +72,22 @@ fn server_refusals_store_nothing_and_say_why() {
     d.create_key("USEDU-PKEYA-AAAAA-BBBBB-CCCCC", 0, 3600);
     let s = sandbox(&d);
     for (key, message) in [
-        ("EXPIR-EDKEY-AAAAA-BBBBB-CCCCC", "Your enrollment key has expired."),
-        ("USEDU-PKEYA-AAAAA-BBBBB-CCCCC", "Your enrollment key reached its maximum usage count."),
-        ("NOTIN-THEDB-AAAAA-BBBBB-CCCCC", "Enrollment key not found in database"),
+        (
+            "EXPIR-EDKEY-AAAAA-BBBBB-CCCCC",
+            "Your enrollment key has expired.",
+        ),
+        (
+            "USEDU-PKEYA-AAAAA-BBBBB-CCCCC",
+            "Your enrollment key reached its maximum usage count.",
+        ),
+        (
+            "NOTIN-THEDB-AAAAA-BBBBB-CCCCC",
+            "Enrollment key not found in database",
+        ),
     ] {
-        let r = s.run(&["-t", "Enrollment", "-k", key]);
-        r.assert_code(1).assert_stderr_contains(message);
-        assert_eq!(r.stderr.trim().lines().count(), 1, "one human line:\n{}", r.stderr);
+        s.run(&["-t", "Enrollment", "-k", key])
+            .assert_code(1)
+            .assert_one_error_line(message);
         assert_eq!(agent_id(&s), "0");
     }
     assert!(d.agents().is_empty());
@@ -73,11 +97,24 @@ fn server_refusals_store_nothing_and_say_why() {
 fn malformed_keys_send_nothing() {
     let d = Double::start();
     let s = sandbox(&d);
-    for bad in ["", "AAAAA-BBBBB", "AAAAA-BBBBB-CCCCC-DDDDD-EEEE$", "AAAAA BBBBB CCCCC DDDDD EEEEE"] {
-        s.run(&["-t", "Enrollment", "-k", bad]).assert_code(3).assert_stderr_contains("invalid enrollment key format");
+    for bad in [
+        "",
+        "AAAAA-BBBBB",
+        "AAAAA-BBBBB-CCCCC-DDDDD-EEEE$",
+        "AAAAA BBBBB CCCCC DDDDD EEEEE",
+    ] {
+        s.run(&["-t", "Enrollment", "-k", bad])
+            .assert_code(3)
+            .assert_stderr_contains("invalid enrollment key format");
     }
-    s.run(&["-t", "Enrollment"]).assert_code(3).assert_stderr_contains("no enrollment key");
-    assert!(d.requests().is_empty(), "no request may reach the server: {:?}", d.requests());
+    s.run(&["-t", "Enrollment"])
+        .assert_code(3)
+        .assert_stderr_contains("no enrollment key");
+    assert!(
+        d.requests().is_empty(),
+        "no request may reach the server: {:?}",
+        d.requests()
+    );
 }
 
 #[test]
@@ -92,17 +129,24 @@ fn key_file_is_trimmed_uppercased_and_removed_only_on_success() {
     d.inject(Fault::Status500Json, 1);
     std::fs::write(&key_file, format!("  {}\n\n", KEY.to_lowercase())).unwrap();
     s.run(&["-t", "Enrollment"]).assert_code(1);
-    assert!(key_file.exists(), "the key file must survive a failed enrollment");
+    assert!(
+        key_file.exists(),
+        "the key file must survive a failed enrollment"
+    );
 
     let r = s.run(&["-t", "Enrollment"]);
     r.assert_code(0).assert_stderr_contains("upper-cased");
-    assert!(!key_file.exists(), "the key file is removed once the ids are stored");
+    assert!(
+        !key_file.exists(),
+        "the key file is removed once the ids are stored"
+    );
     assert_ne!(agent_id(&s), "0");
 
     // an explicit --key-file is the admin's: left in place
     let explicit = s.dir.path().join("my.key");
     std::fs::write(&explicit, KEY).unwrap();
-    s.run(&["-t", "Enrollment", "--key-file", explicit.to_str().unwrap()]).assert_code(0);
+    s.run(&["-t", "Enrollment", "--key-file", explicit.to_str().unwrap()])
+        .assert_code(0);
     assert!(explicit.exists());
 }
 
@@ -111,8 +155,17 @@ fn key_from_environment() {
     let d = Double::start();
     d.create_key(KEY, 10, 3600);
     let s = sandbox(&d);
-    let out = s.command(&["-t", "Enrollment"]).env("ARMADITO_AGENT_KEY", KEY).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s
+        .command(&["-t", "Enrollment"])
+        .env("ARMADITO_AGENT_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(d.agents().len(), 1);
 }
 
@@ -133,15 +186,18 @@ fn every_server_error_shape_gives_one_clear_line_and_keeps_state() {
     ] {
         d.inject(fault.clone(), 1);
         let r = s.run(&["-t", "Enrollment", "-k", KEY]);
-        r.assert_code(1).assert_stderr_contains(expect);
-        assert_eq!(r.stderr.trim().lines().count(), 1, "{fault:?}: one line expected:\n{}", r.stderr);
-        assert!(!r.stderr.contains("<div") && !r.stderr.contains("<html"), "no raw HTML:\n{}", r.stderr);
+        r.assert_code(1).assert_one_error_line(expect);
+        assert!(
+            !r.stderr.contains("<div") && !r.stderr.contains("<html"),
+            "no raw HTML:\n{}",
+            r.stderr
+        );
         assert_eq!(agent_id(&s), id, "{fault:?} must not change the stored id");
     }
     // a slow server: the timeout is honoured
     d.set_delay(Duration::from_secs(4));
     let r = s.run(&["-t", "Enrollment", "-k", KEY, "--timeout", "1"]);
-    r.assert_code(1).assert_stderr_contains("timed out");
+    r.assert_code(1).assert_one_error_line("timeout");
     d.set_delay(Duration::ZERO);
     assert_eq!(agent_id(&s), id);
 }
@@ -149,11 +205,16 @@ fn every_server_error_shape_gives_one_clear_line_and_keeps_state() {
 #[test]
 fn server_down_is_a_clear_error() {
     // bind then drop: a loopback port nobody listens on
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let s = AgentSandbox::new(&format!("http://127.0.0.1:{port}/glpi/plugins/armadito"));
     s.write_config(UUID);
     let r = s.run(&["-t", "Enrollment", "-k", KEY]);
-    r.assert_code(1).assert_stderr_contains(&format!("127.0.0.1:{port}"));
+    r.assert_code(1)
+        .assert_stderr_contains(&format!("127.0.0.1:{port}"));
     assert_eq!(agent_id(&s), "0");
 }
 
@@ -161,8 +222,17 @@ fn server_down_is_a_clear_error() {
 fn tasks_needing_an_id_refuse_before_calling_the_server() {
     let d = Double::start();
     let s = sandbox(&d);
-    for task in ["Getjobs", "Runjobs", "State", "Alerts", "AVConfig", "Scheduler"] {
-        s.run(&["-t", task]).assert_code(4).assert_stderr_contains("not enrolled: run -t Enrollment");
+    for task in [
+        "Getjobs",
+        "Runjobs",
+        "State",
+        "Alerts",
+        "AVConfig",
+        "Scheduler",
+    ] {
+        s.run(&["-t", task])
+            .assert_code(4)
+            .assert_stderr_contains("not enrolled: run -t Enrollment");
     }
     assert!(d.requests().is_empty());
 }
@@ -173,6 +243,11 @@ fn unusable_state_dir_is_a_local_error() {
     d.create_key(KEY, 10, 3600);
     let s = sandbox(&d);
     std::fs::write(s.state_dir(), "a file, not a directory").unwrap();
-    s.run(&["-t", "Enrollment", "-k", KEY]).assert_code(5).assert_stderr_contains("not a directory");
-    assert!(d.requests().is_empty(), "the store is checked before the key is spent");
+    s.run(&["-t", "Enrollment", "-k", KEY])
+        .assert_code(5)
+        .assert_stderr_contains("not a directory");
+    assert!(
+        d.requests().is_empty(),
+        "the store is checked before the key is spent"
+    );
 }

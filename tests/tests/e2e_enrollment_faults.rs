@@ -20,19 +20,30 @@ fn check_store(state_dir: &Path, expected_id: i64) -> Option<i64> {
         return None;
     }
     let conn = rusqlite::Connection::open(&db).expect("store opens after a kill");
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check runs");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check runs");
     assert_eq!(check, "ok");
     let has_table: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'enrollment'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'enrollment'",
+            [],
+            |r| r.get(0),
+        )
         .expect("schema readable");
     if has_table == 0 {
         return None;
     }
-    let id: Option<i64> = conn.query_row("SELECT agent_id FROM enrollment", [], |r| r.get(0)).ok();
+    let id: Option<i64> = conn
+        .query_row("SELECT agent_id FROM enrollment", [], |r| r.get(0))
+        .ok();
     if let Some(id) = id {
         assert_eq!(id, expected_id, "only the double's id can be stored");
     } else {
-        assert!(state_dir.join("enrollment.key").exists(), "key file deleted before the ids were stored");
+        assert!(
+            state_dir.join("enrollment.key").exists(),
+            "key file deleted before the ids were stored"
+        );
     }
     id
 }
@@ -70,8 +81,13 @@ fn sigkill_at_random_points_never_corrupts_or_half_writes() {
             enrolled_after += 1;
         }
     }
-    eprintln!("crash test: {killed} killed, {finished} finished, {enrolled_after} runs left an enrollment");
-    assert!(killed >= 20, "the kills must land inside runs to mean anything ({killed} of 100)");
+    eprintln!(
+        "crash test: {killed} killed, {finished} finished, {enrolled_after} runs left an enrollment"
+    );
+    assert!(
+        killed >= 20,
+        "the kills must land inside runs to mean anything ({killed} of 100)"
+    );
     // and the agent still works on the store that survived all this
     d.set_delay(Duration::ZERO);
     s.run(&["-t", "Enrollment", "-k", KEY]).assert_code(0);
@@ -87,7 +103,11 @@ fn full_disk_is_a_clear_error_and_keeps_the_previous_state() {
     // and the key is not spent because the store is opened before the request.
     let s = AgentSandbox::new(&d.base_url());
     s.write_config(UUID);
-    let out = s.command(&["-t", "Enrollment", "-k", KEY]).env("ARMADITO_AGENT_TEST_MAX_PAGES", "1").output().unwrap();
+    let out = s
+        .command(&["-t", "Enrollment", "-k", KEY])
+        .env("ARMADITO_AGENT_TEST_MAX_PAGES", "1")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("disk is full"), "{stderr}");
@@ -129,5 +149,9 @@ fn full_disk_is_a_clear_error_and_keeps_the_previous_state() {
     assert!(matches!(r.code, Some(5) | Some(1)), "{r:?}");
     assert!(!r.stderr.contains("panicked"));
     std::fs::remove_file(&filler).unwrap();
-    assert_eq!(s.run(&["--get-agentid"]).stdout.trim(), id, "the previous enrollment survives");
+    assert_eq!(
+        s.run(&["--get-agentid"]).stdout.trim(),
+        id,
+        "the previous enrollment survives"
+    );
 }

@@ -22,7 +22,9 @@ pub enum AgentError {
     #[error(transparent)]
     Log(#[from] LogError),
     /// Exit 4.
-    #[error("not enrolled: run -t Enrollment first (with -k KEY, ARMADITO_AGENT_KEY or an enrollment.key file)")]
+    #[error(
+        "not enrolled: run -t Enrollment first (with -k KEY, ARMADITO_AGENT_KEY or an enrollment.key file)"
+    )]
     NotEnrolled,
     /// Exit 5.
     #[error(transparent)]
@@ -43,7 +45,9 @@ impl AgentError {
 impl From<IdentityError> for AgentError {
     fn from(e: IdentityError) -> Self {
         match e {
-            IdentityError::Config(w) => AgentError::Usage(format!("invalid `uuid` in the configuration: {w}")),
+            IdentityError::Config(w) => {
+                AgentError::Usage(format!("invalid `uuid` in the configuration: {w}"))
+            }
             IdentityError::Store(s) => AgentError::Store(s),
         }
     }

@@ -28,7 +28,10 @@ impl Context {
     }
 
     pub fn uuid(&self, store: &Store) -> Result<MachineUuid, AgentError> {
-        Ok(crate::identity::machine_uuid(self.config.uuid.as_deref(), store)?)
+        Ok(crate::identity::machine_uuid(
+            self.config.uuid.as_deref(),
+            store,
+        )?)
     }
 
     pub fn server(&self) -> Result<&str, AgentError> {
@@ -65,7 +68,11 @@ impl Context {
                 Err(AgentError::Usage(format!(
                     "backend {name:?} is not available in {} (loadable: {}); see `armadito-agent plugins`",
                     self.config.plugins_dir.display(),
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
                 )))
             }
         }
@@ -73,7 +80,13 @@ impl Context {
 
     /// `task.antivirus` of our messages: the backend's name until a backend reports its product.
     pub fn antivirus(&self) -> AntivirusInfo {
-        AntivirusInfo::new(self.config.backend.clone().unwrap_or_else(|| "unknown".into()), "unknown")
+        AntivirusInfo::new(
+            self.config
+                .backend
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            "unknown",
+        )
     }
 
     pub fn client(&self) -> Result<GlpiClient, AgentError> {
@@ -91,7 +104,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         return print_bytes(&crate::cli::render_completions(*shell));
     }
     if let Some(Command::Man) = &cli.command {
-        return print_bytes(&crate::cli::render_man().map_err(|e| AgentError::Task(e.to_string()))?);
+        return print_bytes(
+            &crate::cli::render_man().map_err(|e| AgentError::Task(e.to_string()))?,
+        );
     }
     if cli.list_tasks {
         print!("{}", crate::cli::list_tasks());
@@ -111,10 +126,22 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
 }
 
 async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
+    if ctx.cli.task.is_some() && ctx.cli.command.is_some() {
+        return Err(AgentError::Usage(
+            "give either a task (-t) or a subcommand, not both".into(),
+        ));
+    }
     if ctx.cli.get_agentid || ctx.cli.get_schedulerid {
         let enrollment = read_only_enrollment(ctx)?;
         let (agent, scheduler) = enrollment.map_or((0, 0), |e| (e.agent_id, e.scheduler_id));
-        println!("{}", if ctx.cli.get_agentid { agent } else { scheduler });
+        println!(
+            "{}",
+            if ctx.cli.get_agentid {
+                agent
+            } else {
+                scheduler
+            }
+        );
         return Ok(());
     }
     match &ctx.cli.command {
@@ -123,7 +150,9 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         Some(Command::Queue { json }) => return tasks::inspect::queue(ctx, *json),
         Some(Command::Outbox { json }) => return tasks::inspect::outbox(ctx, *json),
         Some(Command::PluginHost { .. } | Command::Completions { .. } | Command::Man) => {
-            return Err(AgentError::Usage("internal: subcommand handled by main".into()));
+            return Err(AgentError::Usage(
+                "internal: subcommand handled by main".into(),
+            ));
         }
         None => {}
     }
@@ -132,7 +161,8 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
     }
     let Some(task) = ctx.cli.task else {
         return Err(AgentError::Usage(
-            "nothing to do: give a task with -t (see --list-tasks) or a subcommand (see --help)".into(),
+            "nothing to do: give a task with -t (see --list-tasks) or a subcommand (see --help)"
+                .into(),
         ));
     };
     wait_before_task(ctx.cli.wait, ctx.cli.wait_rand).await;
@@ -145,7 +175,9 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
             if store.enrollment()?.is_none() {
                 return Err(AgentError::NotEnrolled);
             }
-            Err(AgentError::Task(format!("task {other} is not available in this build yet")))
+            Err(AgentError::Task(format!(
+                "task {other} is not available in this build yet"
+            )))
         }
     }
 }
@@ -172,5 +204,7 @@ async fn wait_before_task(wait: Option<u64>, wait_rand: Option<u64>) {
 
 fn print_bytes(b: &[u8]) -> Result<(), AgentError> {
     use std::io::Write;
-    std::io::stdout().write_all(b).map_err(|e| AgentError::Task(e.to_string()))
+    std::io::stdout()
+        .write_all(b)
+        .map_err(|e| AgentError::Task(e.to_string()))
 }

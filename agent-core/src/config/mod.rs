@@ -53,7 +53,10 @@ pub struct ScanConfig {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        Self { allowed_paths: Vec::new(), progress_interval: 5 }
+        Self {
+            allowed_paths: Vec::new(),
+            progress_interval: 5,
+        }
     }
 }
 
@@ -69,7 +72,10 @@ pub struct JobsConfig {
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        Self { max_attempts: 3, keep_reported_days: 7 }
+        Self {
+            max_attempts: 3,
+            keep_reported_days: 7,
+        }
     }
 }
 
@@ -88,7 +94,11 @@ pub struct OutboxConfig {
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { max_messages: 10_000, retry_base: 30, retry_max: 3600 }
+        Self {
+            max_messages: 10_000,
+            retry_base: 30,
+            retry_max: 3600,
+        }
     }
 }
 
@@ -111,7 +121,14 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text, file: None, max_size: 10 << 20, keep: 5, journald: false }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+            file: None,
+            max_size: 10 << 20,
+            keep: 5,
+            journald: false,
+        }
     }
 }
 
@@ -126,11 +143,18 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid configuration file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid [{table}] settings{origin}: {message}")]
-    Table { table: String, origin: String, message: String },
+    Table {
+        table: String,
+        origin: String,
+        message: String,
+    },
 }
 
 /// Platform defaults, the same on every machine of a kind so an admin knows where to look.
@@ -146,16 +170,27 @@ pub mod defaults {
     }
 
     pub fn state_dir() -> PathBuf {
-        if cfg!(windows) { program_data().join("state") } else { PathBuf::from("/var/lib/armadito-agent") }
+        if cfg!(windows) {
+            program_data().join("state")
+        } else {
+            PathBuf::from("/var/lib/armadito-agent")
+        }
     }
 
     pub fn plugins_dir() -> PathBuf {
-        if cfg!(windows) { program_data().join("plugins") } else { PathBuf::from("/usr/lib/armadito-agent/plugins") }
+        if cfg!(windows) {
+            program_data().join("plugins")
+        } else {
+            PathBuf::from("/usr/lib/armadito-agent/plugins")
+        }
     }
 
     #[cfg(windows)]
     fn program_data() -> PathBuf {
-        std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\ProgramData")).join("Armadito-Agent")
+        std::env::var_os("ProgramData")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+            .join("Armadito-Agent")
     }
 
     #[cfg(not(windows))]
@@ -192,7 +227,11 @@ impl Config {
             Some(path) => (read_file(path)?, Some(path.clone())),
             None => {
                 let path = defaults::config_file();
-                if path.exists() { (read_file(&path)?, Some(path)) } else { (FileConfig::default(), None) }
+                if path.exists() {
+                    (read_file(&path)?, Some(path))
+                } else {
+                    (FileConfig::default(), None)
+                }
             }
         };
         Ok(Self::resolve(file, source, opts))
@@ -201,7 +240,10 @@ impl Config {
     pub fn resolve(file: FileConfig, source: Option<PathBuf>, opts: &GlobalOptions) -> Self {
         let mut http = file.http;
         if let Some(t) = opts.timeout {
-            http.insert("timeout".into(), toml::Value::Integer(i64::try_from(t).unwrap_or(i64::MAX)));
+            http.insert(
+                "timeout".into(),
+                toml::Value::Integer(i64::try_from(t).unwrap_or(i64::MAX)),
+            );
         }
         if let Some(p) = &opts.proxy {
             http.insert("proxy".into(), toml::Value::String(p.clone()));
@@ -210,10 +252,16 @@ impl Config {
             http.insert("no_ssl_check".into(), toml::Value::Boolean(true));
         }
         if let Some(f) = &opts.ca_cert_file {
-            http.insert("ca_cert_file".into(), toml::Value::String(f.display().to_string()));
+            http.insert(
+                "ca_cert_file".into(),
+                toml::Value::String(f.display().to_string()),
+            );
         }
         if let Some(d) = &opts.ca_cert_dir {
-            http.insert("ca_cert_dir".into(), toml::Value::String(d.display().to_string()));
+            http.insert(
+                "ca_cert_dir".into(),
+                toml::Value::String(d.display().to_string()),
+            );
         }
         if let Some(u) = &opts.user {
             http.insert("user".into(), toml::Value::String(u.clone()));
@@ -230,8 +278,16 @@ impl Config {
         Self {
             server: opts.server.clone().or(file.server),
             backend: opts.backend.clone().or(file.backend),
-            plugins_dir: opts.plugins_dir.clone().or(file.plugins_dir).unwrap_or_else(defaults::plugins_dir),
-            state_dir: opts.state_dir.clone().or(file.state_dir).unwrap_or_else(defaults::state_dir),
+            plugins_dir: opts
+                .plugins_dir
+                .clone()
+                .or(file.plugins_dir)
+                .unwrap_or_else(defaults::plugins_dir),
+            state_dir: opts
+                .state_dir
+                .clone()
+                .or(file.state_dir)
+                .unwrap_or_else(defaults::state_dir),
             uuid: file.uuid,
             http,
             log,
@@ -245,18 +301,35 @@ impl Config {
     }
 
     /// Deserialises one of the tables kept raw (`[http]`, `[plugins]`) into its owner's type.
-    pub fn table<T: serde::de::DeserializeOwned>(&self, name: &str, table: &toml::Table) -> Result<T, ConfigError> {
-        table.clone().try_into().map_err(|e: toml::de::Error| ConfigError::Table {
-            table: name.into(),
-            origin: self.source.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default(),
-            message: e.message().to_string(),
-        })
+    pub fn table<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        table: &toml::Table,
+    ) -> Result<T, ConfigError> {
+        table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Table {
+                table: name.into(),
+                origin: self
+                    .source
+                    .as_ref()
+                    .map(|p| format!(" in {}", p.display()))
+                    .unwrap_or_default(),
+                message: e.message().to_string(),
+            })
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim().to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string().trim().to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +360,10 @@ mod tests {
         o.timeout = Some(5);
         o.debug = Some(2);
         let c = Config::resolve(file, None, &o);
-        assert_eq!(c.server.as_deref(), Some("http://cli/glpi/plugins/armadito"));
+        assert_eq!(
+            c.server.as_deref(),
+            Some("http://cli/glpi/plugins/armadito")
+        );
         assert_eq!(c.backend.as_deref(), Some("clamav"));
         assert_eq!(c.http["timeout"].as_integer(), Some(5));
         assert_eq!(c.http["proxy"].as_str(), Some("http://p:3128"));
@@ -297,9 +373,13 @@ mod tests {
 
     #[test]
     fn typos_are_errors_not_silent_defaults() {
-        let err = toml::from_str::<FileConfig>("servre = 'x'").unwrap_err().to_string();
+        let err = toml::from_str::<FileConfig>("servre = 'x'")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `servre`"), "{err}");
-        let err = toml::from_str::<FileConfig>("[log]\nlevle = 'debug'").unwrap_err().to_string();
+        let err = toml::from_str::<FileConfig>("[log]\nlevle = 'debug'")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `levle`"), "{err}");
     }
 
@@ -308,6 +388,9 @@ mod tests {
         let mut o = opts();
         o.config = Some(PathBuf::from("/nonexistent/agent.toml"));
         let e = Config::load(&o).unwrap_err().to_string();
-        assert!(e.starts_with("cannot read configuration file /nonexistent/agent.toml"), "{e}");
+        assert!(
+            e.starts_with("cannot read configuration file /nonexistent/agent.toml"),
+            "{e}"
+        );
     }
 }

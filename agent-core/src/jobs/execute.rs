@@ -23,7 +23,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn failed(error: impl Into<String>) -> Self {
-        Self { error: Some(error.into()), messages: Vec::new() }
+        Self {
+            error: Some(error.into()),
+            messages: Vec::new(),
+        }
     }
 }
 
@@ -55,14 +58,21 @@ impl<'a> Executor<'a> {
             return Outcome::failed(format!("malformed job: {reason}"));
         }
         match job.job_type.as_str() {
-            "Scan" => self.scan(job, agent).await.unwrap_or_else(|e| Outcome::failed(e.to_string())),
-            other => Outcome::failed(format!("unknown job type {other:?}: this agent runs {}", JOB_TYPES.join(", "))),
+            "Scan" => self
+                .scan(job, agent)
+                .await
+                .unwrap_or_else(|e| Outcome::failed(e.to_string())),
+            other => Outcome::failed(format!(
+                "unknown job type {other:?}: this agent runs {}",
+                JOB_TYPES.join(", ")
+            )),
         }
     }
 
     async fn scan(&mut self, job: &StoredJob, agent: &mut Enrolled) -> Result<Outcome, AgentError> {
         let params = ScanJobParams::from_obj(&job.obj).map_err(AgentError::Task)?;
-        let mut request = scan_request(&params, &self.ctx.config.scan.allowed_paths).map_err(AgentError::Task)?;
+        let mut request =
+            scan_request(&params, &self.ctx.config.scan.allowed_paths).map_err(AgentError::Task)?;
         request.job_id = Some(job.job_id.to_string());
         let backend = self.backend()?;
         let started = UnixTime::now();
@@ -73,7 +83,9 @@ impl<'a> Executor<'a> {
         let call = {
             let cancel = cancel.clone();
             let request = request.clone();
-            tokio::task::spawn_blocking(move || backend.scan(&request, &mut |p| drop(tx.send(p)), &cancel))
+            tokio::task::spawn_blocking(move || {
+                backend.scan(&request, &mut |p| drop(tx.send(p)), &cancel)
+            })
         };
         tokio::pin!(call);
         // While the scan runs: at most one progress report per interval, each resending every
@@ -92,19 +104,48 @@ impl<'a> Executor<'a> {
         };
         let result = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Ok(Outcome::failed(format!("scan of {} failed: {e}", params.scan_path))),
-            Err(join) => return Ok(Outcome::failed(format!("scan of {} stopped: {join}", params.scan_path))),
+            Ok(Err(e)) => {
+                return Ok(Outcome::failed(format!(
+                    "scan of {} failed: {e}",
+                    params.scan_path
+                )));
+            }
+            Err(join) => {
+                return Ok(Outcome::failed(format!(
+                    "scan of {} stopped: {join}",
+                    params.scan_path
+                )));
+            }
         };
         Ok(self.scan_outcome(job.job_id, &params, &result, started, agent)?)
     }
 
-    async fn send_progress(&self, job_id: i64, p: &ScanProgress, started: UnixTime, agent: &mut Enrolled) -> Result<(), AgentError> {
+    async fn send_progress(
+        &self,
+        job_id: i64,
+        p: &ScanProgress,
+        started: UnixTime,
+        agent: &mut Enrolled,
+    ) -> Result<(), AgentError> {
         let percent = p
             .percent
-            .or_else(|| p.files_total_estimate.filter(|t| *t > 0).map(|t| (p.files_scanned * 100 / t) as u8))
+            .or_else(|| {
+                p.files_total_estimate
+                    .filter(|t| *t > 0)
+                    .map(|t| (p.files_scanned * 100 / t) as u8)
+            })
             .unwrap_or(0)
             .min(99);
-        let report = ScanReport::new(job_id, percent, p.files_scanned, p.malware, p.suspicious, 0, started, UnixTime::now());
+        let report = ScanReport::new(
+            job_id,
+            percent,
+            p.files_scanned,
+            p.malware,
+            p.suspicious,
+            0,
+            started,
+            UnixTime::now(),
+        );
         let msg = NewMessage {
             endpoint: Endpoint::Scans.name(),
             kind: MessageKind::ScanProgress,
@@ -126,8 +167,20 @@ impl<'a> Executor<'a> {
         agent: &Enrolled,
     ) -> Result<Outcome, AgentError> {
         let end = UnixTime::new(r.end_time).unwrap_or_else(|_| UnixTime::now());
-        let start = UnixTime::new(r.start_time).ok().filter(|s| *s <= end).unwrap_or(started);
-        let report = ScanReport::new(job_id, 100, r.scanned, r.malware, r.suspicious, r.cleaned, start, end);
+        let start = UnixTime::new(r.start_time)
+            .ok()
+            .filter(|s| *s <= end)
+            .unwrap_or(started);
+        let report = ScanReport::new(
+            job_id,
+            100,
+            r.scanned,
+            r.malware,
+            r.suspicious,
+            r.cleaned,
+            start,
+            end,
+        );
         let mut messages = vec![NewMessage {
             endpoint: Endpoint::Scans.name(),
             kind: MessageKind::ScanResult,
@@ -138,21 +191,41 @@ impl<'a> Executor<'a> {
         }];
         if !r.detections.is_empty() {
             let backend = self.ctx.config.backend.as_deref().unwrap_or("backend");
-            let alerts = r.detections.iter().map(|d| wire_alert(d, end, backend, "on-demand scan")).collect();
+            let alerts = r
+                .detections
+                .iter()
+                .map(|d| wire_alert(d, end, backend, "on-demand scan"))
+                .collect();
             messages.push(NewMessage {
                 endpoint: Endpoint::Alerts.name(),
                 kind: MessageKind::Alerts,
                 supersede_key: None,
                 job_id: Some(job_id),
-                body: agent.body(TaskName::Alerts, AlertsReport { alerts, job_id: Some(job_id) })?,
+                body: agent.body(
+                    TaskName::Alerts,
+                    AlertsReport {
+                        alerts,
+                        job_id: Some(job_id),
+                    },
+                )?,
             });
         }
         let error = if r.cancelled {
-            Some(format!("scan of {} cancelled after {} files (partial results sent)", params.scan_path, r.scanned))
+            Some(format!(
+                "scan of {} cancelled after {} files (partial results sent)",
+                params.scan_path, r.scanned
+            ))
         } else {
             None
         };
-        tracing::info!(job_id, scanned = r.scanned, malware = r.malware, suspicious = r.suspicious, errors = r.errors, "scan finished");
+        tracing::info!(
+            job_id,
+            scanned = r.scanned,
+            malware = r.malware,
+            suspicious = r.suspicious,
+            errors = r.errors,
+            "scan finished"
+        );
         Ok(Outcome { error, messages })
     }
 }
@@ -160,7 +233,10 @@ impl<'a> Executor<'a> {
 /// A detection as the server stores it; a detection time the server would reject (not 10
 /// digits) is replaced by `fallback_time`.
 pub fn wire_alert(d: &Detection, fallback_time: UnixTime, module: &str, info: &str) -> WireAlert {
-    let action = serde_json::to_value(d.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let action = serde_json::to_value(d.action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     WireAlert {
         name: d.threat_name.clone(),
         filepath: d.file_path.clone(),
@@ -174,7 +250,10 @@ pub fn wire_alert(d: &Detection, fallback_time: UnixTime, module: &str, info: &s
 /// Turns a Scan job's decoded parameters into a typed request. Options are words from the
 /// admin's scan configuration; each must be known (they are never handed to a shell or to the
 /// antivirus command line as text).
-pub fn scan_request(params: &ScanJobParams, allowed: &[std::path::PathBuf]) -> Result<ScanRequest, String> {
+pub fn scan_request(
+    params: &ScanJobParams,
+    allowed: &[std::path::PathBuf],
+) -> Result<ScanRequest, String> {
     let path = params.scan_path.trim_end_matches(['\n', '\r']);
     if path.trim().is_empty() {
         return Err("empty scan path".into());
@@ -183,18 +262,27 @@ pub fn scan_request(params: &ScanJobParams, allowed: &[std::path::PathBuf]) -> R
     if !p.is_absolute() {
         return Err(format!("scan path {path:?} is not absolute"));
     }
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err(format!("scan path {path:?} contains '..'"));
     }
     if !allowed.is_empty() && !allowed.iter().any(|a| p.starts_with(a)) {
-        return Err(format!("scan path {path} is outside the allowed paths of this agent ([scan] allowed_paths)"));
+        return Err(format!(
+            "scan path {path} is outside the allowed paths of this agent ([scan] allowed_paths)"
+        ));
     }
     match std::fs::symlink_metadata(p) {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(format!("scan path {path} does not exist")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("scan path {path} does not exist"));
+        }
         Err(e) => return Err(format!("scan path {path} cannot be read: {e}")),
     }
-    let mut req = ScanRequest { paths: vec![path.to_string()], ..ScanRequest::default() };
+    let mut req = ScanRequest {
+        paths: vec![path.to_string()],
+        ..ScanRequest::default()
+    };
     let mut words = params.scan_options.split_whitespace();
     while let Some(w) = words.next() {
         let (name, inline) = match w.split_once('=') {
@@ -206,11 +294,17 @@ pub fn scan_request(params: &ScanJobParams, allowed: &[std::path::PathBuf]) -> R
             "--no-recursive" | "--not-recursive" => req.recursive = false,
             "--follow-symlinks" => req.follow_symlinks = true,
             "--no-archive" | "--no-archives" => {
-                req.options.insert("scan_archives".into(), serde_json::Value::Bool(false));
+                req.options
+                    .insert("scan_archives".into(), serde_json::Value::Bool(false));
             }
             "--max-filesize" | "--max-file-size" => {
-                let v = inline.or_else(|| words.next().map(str::to_string)).ok_or("option --max-filesize needs a size")?;
-                req.max_file_size = Some(parse_size(&v).ok_or_else(|| format!("invalid size {v:?} for --max-filesize"))?);
+                let v = inline
+                    .or_else(|| words.next().map(str::to_string))
+                    .ok_or("option --max-filesize needs a size")?;
+                req.max_file_size = Some(
+                    parse_size(&v)
+                        .ok_or_else(|| format!("invalid size {v:?} for --max-filesize"))?,
+                );
             }
             _ => return Err(format!("unsupported scan option {w:?}")),
         }
@@ -235,7 +329,12 @@ mod tests {
     use super::*;
 
     fn params(path: &str, options: &str) -> ScanJobParams {
-        ScanJobParams { scanconfig_id: 1, scan_name: "t".into(), scan_path: path.into(), scan_options: options.into() }
+        ScanJobParams {
+            scanconfig_id: 1,
+            scan_name: "t".into(),
+            scan_path: path.into(),
+            scan_options: options.into(),
+        }
     }
 
     #[test]
@@ -247,21 +346,50 @@ mod tests {
         assert!(r.recursive);
         assert_eq!(r.max_file_size, Some(20 << 20));
         assert_eq!(r.options["scan_archives"], serde_json::Value::Bool(false));
-        assert!(!scan_request(&params(root, "--no-recursive"), &[]).unwrap().recursive);
+        assert!(
+            !scan_request(&params(root, "--no-recursive"), &[])
+                .unwrap()
+                .recursive
+        );
     }
 
     #[test]
     fn bad_paths_and_options_are_specific_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_str().unwrap();
-        assert_eq!(scan_request(&params("", ""), &[]).unwrap_err(), "empty scan path");
-        assert!(scan_request(&params("home/user", ""), &[]).unwrap_err().contains("not absolute"));
-        assert!(scan_request(&params("/nonexistent/x", ""), &[]).unwrap_err().contains("does not exist"));
-        assert!(scan_request(&params(&format!("{root}/../etc"), ""), &[]).unwrap_err().contains(".."));
+        assert_eq!(
+            scan_request(&params("", ""), &[]).unwrap_err(),
+            "empty scan path"
+        );
+        assert!(
+            scan_request(&params("home/user", ""), &[])
+                .unwrap_err()
+                .contains("not absolute")
+        );
+        assert!(
+            scan_request(&params("/nonexistent/x", ""), &[])
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(
+            scan_request(&params(&format!("{root}/../etc"), ""), &[])
+                .unwrap_err()
+                .contains("..")
+        );
         // shell metacharacters are inert: just an unknown option
-        assert_eq!(scan_request(&params(root, "; rm -rf /"), &[]).unwrap_err(), "unsupported scan option \";\"");
-        assert_eq!(scan_request(&params(root, "$(reboot)"), &[]).unwrap_err(), "unsupported scan option \"$(reboot)\"");
+        assert_eq!(
+            scan_request(&params(root, "; rm -rf /"), &[]).unwrap_err(),
+            "unsupported scan option \";\""
+        );
+        assert_eq!(
+            scan_request(&params(root, "$(reboot)"), &[]).unwrap_err(),
+            "unsupported scan option \"$(reboot)\""
+        );
         let elsewhere = [std::path::PathBuf::from("/srv")];
-        assert!(scan_request(&params(root, ""), &elsewhere).unwrap_err().contains("outside the allowed paths"));
+        assert!(
+            scan_request(&params(root, ""), &elsewhere)
+                .unwrap_err()
+                .contains("outside the allowed paths")
+        );
     }
 }

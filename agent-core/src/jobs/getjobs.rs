@@ -11,8 +11,11 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let pending = agent.store.outbox_len()?;
     if pending >= ctx.config.outbox.max_messages {
         // Backpressure, not loss: new jobs would only add results we cannot deliver yet.
-        tracing::warn!(pending, cap = ctx.config.outbox.max_messages,
-            "outbox is full: not fetching new jobs until the server accepts the pending messages");
+        tracing::warn!(
+            pending,
+            cap = ctx.config.outbox.max_messages,
+            "outbox is full: not fetching new jobs until the server accepts the pending messages"
+        );
         return Err(AgentError::Task(format!(
             "outbox full ({pending} messages pending, cap {}): jobs not fetched",
             ctx.config.outbox.max_messages
@@ -22,12 +25,19 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let reply = agent.client.get_jobs(agent.agent_id).await?;
     // From here on, the server has marked these jobs downloaded: our copy is the only one.
     let parsed = parse_jobs_reply(&reply.body).map_err(|e| {
-        tracing::error!("the GET jobs reply cannot be understood; jobs it held are marked downloaded on the server and are lost: {e}");
-        AgentError::Task(format!("jobs reply not understood: {e}"))
+        let why = match reply.json_object() {
+            None => format!("HTTP {} without JSON: {}", reply.status, reply.summary()),
+            Some(_) => e.to_string(),
+        };
+        tracing::error!("the GET jobs reply cannot be understood; jobs it held may be marked downloaded on the server and lost: {why}");
+        AgentError::Task(format!("jobs reply not understood: {why}"))
     })?;
     let report = agent.store.enqueue_jobs(&parsed.jobs)?;
     for id in &report.invalid {
-        tracing::warn!(job_id = id, "malformed job stored: it will be reported failed by Runjobs");
+        tracing::warn!(
+            job_id = id,
+            "malformed job stored: it will be reported failed by Runjobs"
+        );
     }
     tracing::info!(
         added = report.added.len(),
@@ -41,7 +51,14 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         report.added.len() + report.invalid.len(),
         report.duplicates.len(),
         report.invalid.len(),
-        if report.unreportable > 0 { format!(", {} without a job id (see `armadito-agent queue`)", report.unreportable) } else { String::new() }
+        if report.unreportable > 0 {
+            format!(
+                ", {} without a job id (see `armadito-agent queue`)",
+                report.unreportable
+            )
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

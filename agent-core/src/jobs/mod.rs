@@ -27,19 +27,40 @@ impl Enrolled {
         let agent_id = store.enrollment()?.ok_or(AgentError::NotEnrolled)?.agent_id;
         let uuid = ctx.uuid(&store)?;
         let client = ctx.client()?;
-        Ok(Self { store, client, agent_id, uuid, antivirus: ctx.antivirus() })
+        Ok(Self {
+            store,
+            client,
+            agent_id,
+            uuid,
+            antivirus: ctx.antivirus(),
+        })
     }
 
     /// The exact body of a POST for `task` with payload `obj`.
     pub fn body<T: serde::Serialize>(&self, task: TaskName, obj: T) -> Result<Vec<u8>, AgentError> {
-        Ok(Envelope::new(self.agent_id, self.uuid.clone(), task, self.antivirus.clone(), obj).to_body()?)
+        Ok(Envelope::new(
+            self.agent_id,
+            self.uuid.clone(),
+            task,
+            self.antivirus.clone(),
+            obj,
+        )
+        .to_body()?)
     }
 
     /// Delivers what is pending; reports (does not fail on) delivery problems.
-    pub async fn flush_outbox(&mut self, ctx: &Context) -> Result<delivery::FlushReport, AgentError> {
+    pub async fn flush_outbox(
+        &mut self,
+        ctx: &Context,
+    ) -> Result<delivery::FlushReport, AgentError> {
         let report = delivery::flush(&mut self.store, &self.client, &ctx.config.outbox).await?;
         if report.delivered + report.failed > 0 {
-            tracing::info!(delivered = report.delivered, failed = report.failed, pending = report.pending, "outbox flushed");
+            tracing::info!(
+                delivered = report.delivered,
+                failed = report.failed,
+                pending = report.pending,
+                "outbox flushed"
+            );
         }
         Ok(report)
     }

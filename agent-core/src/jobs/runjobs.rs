@@ -46,7 +46,9 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         last_flush = Some(agent.flush_outbox(ctx).await?);
     }
     let keep = i64::from(ctx.config.jobs.keep_reported_days) * 86_400;
-    agent.store.prune_reported_jobs(UnixTime::now().secs() - keep)?;
+    agent
+        .store
+        .prune_reported_jobs(UnixTime::now().secs() - keep)?;
 
     println!("Runjobs: {ran} job(s) run, {failed} failed");
     match last_flush {
@@ -61,7 +63,13 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
 
 /// Stores the job's end and queues its messages: results first, then the job status, so the
 /// server has the scan figures when the job turns `successful`.
-fn finish(agent: &mut Enrolled, job: &StoredJob, outcome: Outcome, start: UnixTime, end: UnixTime) -> Result<(), AgentError> {
+fn finish(
+    agent: &mut Enrolled,
+    job: &StoredJob,
+    outcome: Outcome,
+    start: UnixTime,
+    end: UnixTime,
+) -> Result<(), AgentError> {
     let status = match &outcome.error {
         None => JobStatus::success(job.job_id, start, end),
         Some(e) => {
@@ -71,11 +79,17 @@ fn finish(agent: &mut Enrolled, job: &StoredJob, outcome: Outcome, start: UnixTi
     };
     let mut messages = outcome.messages;
     messages.push(status_message(agent, job.job_id, &status)?);
-    agent.store.finish_job(job.job_id, status.code, outcome.error.as_deref(), &messages)?;
+    agent
+        .store
+        .finish_job(job.job_id, status.code, outcome.error.as_deref(), &messages)?;
     Ok(())
 }
 
-fn status_message(agent: &Enrolled, job_id: i64, status: &JobStatus) -> Result<NewMessage, AgentError> {
+fn status_message(
+    agent: &Enrolled,
+    job_id: i64,
+    status: &JobStatus,
+) -> Result<NewMessage, AgentError> {
     Ok(NewMessage {
         endpoint: Endpoint::Jobs.name(),
         kind: MessageKind::JobStatus,
@@ -91,7 +105,10 @@ fn recover_interrupted(agent: &mut Enrolled, ctx: &Context) -> Result<(), AgentE
     let max = ctx.config.jobs.max_attempts.max(1);
     for job in agent.store.interrupted_jobs()? {
         let reason = if job.attempts >= max {
-            Some(format!("job quarantined: the agent stopped while running it {} times", job.attempts))
+            Some(format!(
+                "job quarantined: the agent stopped while running it {} times",
+                job.attempts
+            ))
         } else if recovery_policy(&job.job_type) == RecoveryPolicy::Fail {
             Some("agent stopped during execution".to_string())
         } else {
@@ -101,13 +118,23 @@ fn recover_interrupted(agent: &mut Enrolled, ctx: &Context) -> Result<(), AgentE
             Some(reason) => {
                 tracing::warn!(job_id = job.job_id, attempts = job.attempts, "{reason}");
                 let now = UnixTime::now();
-                let start = job.started_at.and_then(|s| UnixTime::new(s).ok()).unwrap_or(now);
+                let start = job
+                    .started_at
+                    .and_then(|s| UnixTime::new(s).ok())
+                    .unwrap_or(now);
                 let outcome = Outcome::failed(reason);
                 finish(agent, &job, outcome, start, now)?;
             }
             None => {
-                tracing::warn!(job_id = job.job_id, attempts = job.attempts, max, "the agent stopped during this job: running it again");
-                agent.store.requeue_job(job.job_id, "agent stopped during execution; retried")?;
+                tracing::warn!(
+                    job_id = job.job_id,
+                    attempts = job.attempts,
+                    max,
+                    "the agent stopped during this job: running it again"
+                );
+                agent
+                    .store
+                    .requeue_job(job.job_id, "agent stopped during execution; retried")?;
             }
         }
     }

@@ -6,7 +6,7 @@
 //! by the caller.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -93,6 +93,31 @@ impl PluginsConfig {
         }
     }
 
+    /// Build from the agent configuration: the raw `[plugins]` table, the top-level
+    /// `plugins_dir` and `state_dir`, and the `[backends.<name>]` tables (handed to each
+    /// plugin's `new()` as JSON). The cache goes to `<state_dir>/plugin-cache` unless
+    /// `[plugins] cache_dir` says otherwise.
+    pub fn from_agent_config(
+        plugins_table: &toml::Table,
+        plugins_dir: &Path,
+        state_dir: &Path,
+        backends: &BTreeMap<String, toml::Table>,
+    ) -> Result<Self, toml::de::Error> {
+        let mut cfg: PluginsConfig = plugins_table.clone().try_into()?;
+        cfg.dir = plugins_dir.to_path_buf();
+        if !plugins_table.contains_key("cache_dir") {
+            cfg.cache_dir = state_dir.join("plugin-cache");
+        }
+        cfg.settings = backends
+            .iter()
+            .map(|(name, table)| {
+                let json = serde_json::to_value(table).unwrap_or_else(|_| serde_json::json!({}));
+                (name.clone(), json)
+            })
+            .collect();
+        Ok(cfg)
+    }
+
     /// The settings JSON for backend `name` (`{}` when none).
     pub(crate) fn settings_json(&self, name: &str) -> String {
         self.settings
@@ -128,7 +153,9 @@ fn default_cache_dir() -> PathBuf {
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let secs = f64::deserialize(d)?;
     if !secs.is_finite() || secs < 0.0 {
-        return Err(serde::de::Error::custom("expected a positive number of seconds"));
+        return Err(serde::de::Error::custom(
+            "expected a positive number of seconds",
+        ));
     }
     Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
 }
@@ -150,5 +177,27 @@ mod tests {
         assert_eq!(empty.isolation, Isolation::Process);
         assert!(toml::from_str::<PluginsConfig>("isolaton = \"process\"").is_err());
         assert!(toml::from_str::<PluginsConfig>("call_timeout = -1").is_err());
+    }
+
+    #[test]
+    fn from_agent_config_fills_the_rest() {
+        let table: toml::Table = toml::from_str("isolation = \"in-process\"").unwrap();
+        let backends: BTreeMap<String, toml::Table> =
+            toml::from_str("[clamav]\nsocket = \"/run/clamav/clamd.ctl\"\n").unwrap();
+        let c = PluginsConfig::from_agent_config(
+            &table,
+            Path::new("/p"),
+            Path::new("/var/lib/a"),
+            &backends,
+        )
+        .unwrap();
+        assert_eq!(c.dir, Path::new("/p"));
+        assert_eq!(c.cache_dir, Path::new("/var/lib/a/plugin-cache"));
+        assert_eq!(c.isolation, Isolation::InProcess);
+        assert_eq!(
+            c.settings_json("clamav"),
+            r#"{"socket":"/run/clamav/clamd.ctl"}"#
+        );
+        assert_eq!(c.settings_json("defender"), "{}");
     }
 }

@@ -5,7 +5,7 @@
 //! * The protocol owns the original stdout; fd 1 is redirected to stderr first (Unix), so a
 //!   plugin that prints cannot corrupt the protocol stream.
 //! * Every message is written whole, under one lock, followed by `\n`.
-//! * Requests run concurrently (one thread each), so `cancel` and `state` are served while a
+//! * Requests run concurrently (on pooled threads), so `cancel` and `state` are served while a
 //!   scan runs. End of stdin ends the process, even if a plugin call is stuck.
 //! * This process is disposable: a crash here is reported to the agent as a failed call.
 
@@ -24,6 +24,7 @@ use armadito_plugin_api::plugin::decode_error;
 use serde_json::Value;
 
 use super::loader::{self, LoadError, LoadedModule};
+use super::pool::Pool;
 use super::protocol::{EXIT_REFUSED, Hello, Message, Request, method};
 use super::security;
 
@@ -117,6 +118,7 @@ pub fn plugin_host_main(plugin: &Path) -> ExitCode {
 
     let instance: Arc<OnceLock<Arc<BackendBox>>> = Arc::new(OnceLock::new());
     let in_flight: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>> = Arc::default();
+    let pool = Pool::new("plugin-call");
 
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else {
@@ -159,14 +161,12 @@ pub fn plugin_host_main(plugin: &Path) -> ExitCode {
                 let flag = Arc::new(AtomicBool::new(false));
                 lock(&in_flight).insert(request.id, flag.clone());
                 let in_flight = in_flight.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("call-{}", request.id))
-                    .spawn(move || {
-                        let id = request.id;
-                        let answer = dispatch(&backend, request, flag);
-                        lock(&in_flight).remove(&id);
-                        reply(id, answer);
-                    });
+                let spawned = pool.execute(move || {
+                    let id = request.id;
+                    let answer = dispatch(&backend, request, flag);
+                    lock(&in_flight).remove(&id);
+                    reply(id, answer);
+                });
                 if let Err(e) = spawned {
                     send(&Message::Log {
                         level: armadito_plugin_api::ffi::level::ERROR,
@@ -226,7 +226,11 @@ fn reply(id: u64, answer: Result<Value, PluginError>) {
 }
 
 /// Run one backend call; the plugin's answer is validated as JSON here.
-fn dispatch(backend: &BackendBox, request: Request, cancel: Arc<AtomicBool>) -> Result<Value, PluginError> {
+fn dispatch(
+    backend: &BackendBox,
+    request: Request,
+    cancel: Arc<AtomicBool>,
+) -> Result<Value, PluginError> {
     let sink = ChildSink {
         id: request.id,
         cancel,
@@ -242,7 +246,11 @@ fn dispatch(backend: &BackendBox, request: Request, cancel: Arc<AtomicBool>) -> 
         "config_get" => backend.config_get(),
         "config_set" => backend.config_set(RStr::from_str(&params)),
         "invoke" => {
-            let name = request.params.get("method").and_then(Value::as_str).unwrap_or("");
+            let name = request
+                .params
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let args = request
                 .params
                 .get("args")

@@ -1,7 +1,7 @@
 //! A backend loaded into the agent's own process.
 //!
 //! Invariants:
-//! * Each call runs on its own short-lived thread; the caller waits with a deadline. That is
+//! * Each call runs on a pooled thread ([`super::pool`]); the caller waits with a deadline. That is
 //!   the only way to time out a call we cannot interrupt: on timeout the thread is abandoned
 //!   (it keeps running inside the plugin; the cancel flag is raised) and the caller gets
 //!   `BackendError::Timeout`. Process isolation is the real answer to hangs.
@@ -27,6 +27,7 @@ use armadito_plugin_api::model::{
 use armadito_plugin_api::plugin::decode_error;
 use serde_json::Value;
 
+use super::pool::Pool;
 use super::{Backend, BackendError, CancelToken, PluginsConfig, call, decode, timeout_for};
 
 /// How often a waiting caller looks at its cancel token.
@@ -60,11 +61,14 @@ pub(crate) struct InProcessBackend {
     metadata: PluginMetadata,
     instance: Arc<BackendBox>,
     cfg: PluginsConfig,
+    /// Threads the calls run on (reused; a hung call keeps its thread).
+    pool: Pool,
 }
 
 impl InProcessBackend {
     pub(crate) fn new(metadata: PluginMetadata, instance: BackendBox, cfg: PluginsConfig) -> Self {
         Self {
+            pool: Pool::new(format!("plugin-{}", metadata.name)),
             metadata,
             instance: Arc::new(instance),
             cfg,
@@ -91,12 +95,10 @@ impl InProcessBackend {
             cancel: flag.clone(),
         };
         let instance = self.instance.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("plugin-{}-{call}", self.name()))
-            .spawn(move || {
-                let answer = f(&instance, ProgressSinkFfi_TO::from_ptr(&sink, TD_Opaque));
-                let _ = tx.send(Msg::Done(answer));
-            });
+        let spawned = self.pool.execute(move || {
+            let answer = f(&instance, ProgressSinkFfi_TO::from_ptr(&sink, TD_Opaque));
+            let _ = tx.send(Msg::Done(answer));
+        });
         if let Err(e) = spawned {
             return Err(BackendError::Unavailable {
                 backend: self.name().to_owned(),

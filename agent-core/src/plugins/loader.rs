@@ -188,9 +188,9 @@ fn map_library_error(err: LibraryError, path: &Path) -> LoadError {
             LoadError::NotALibrary(strip_path(&err.to_string(), path))
         }
         LibraryError::GetSymbolError { .. } => LoadError::NoRootModule,
-        LibraryError::InvalidAbiHeader(found) => LoadError::AbiHeader(format!(
-            "library abi_stable header {found:?}"
-        )),
+        LibraryError::InvalidAbiHeader(found) => {
+            LoadError::AbiHeader(format!("library abi_stable header {found:?}"))
+        }
         LibraryError::IncompatibleVersionNumber {
             expected_version,
             actual_version,
@@ -203,7 +203,9 @@ fn map_library_error(err: LibraryError, path: &Path) -> LoadError {
             found: format!("unparsable ({e})"),
             supported: supported_interface().to_string(),
         },
-        LibraryError::AbiInstability(report) => LoadError::Layout(tail(&report.to_string(), 4)),
+        LibraryError::AbiInstability(report) => {
+            LoadError::Layout(summarize_layout_error(&report.to_string()))
+        }
         LibraryError::RootModule { err, .. } => LoadError::Init(tail(&err.to_string(), 4)),
         other => LoadError::Other(tail(&other.to_string(), 4)),
     }
@@ -219,10 +221,47 @@ pub(crate) fn tail(report: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// abi_stable's layout report ends with `Error:<what>`, `Expected:`, <value>, `Found:`,
+/// <value>; keep that as `<what>: expected <value>, found <value>`.
+pub(crate) fn summarize_layout_error(report: &str) -> String {
+    let lines: Vec<&str> = report
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let Some(start) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
+        return tail(report, 4);
+    };
+    let what = lines[start].trim_start_matches("Error:").trim();
+    let rest = &lines[start + 1..];
+    let expected_at = rest.iter().position(|l| *l == "Expected:");
+    let found_at = rest.iter().position(|l| *l == "Found:");
+    match (expected_at, found_at) {
+        (Some(e), Some(f)) if e < f => {
+            let cut = |parts: &[&str]| {
+                let joined = parts.join(" ");
+                if joined.chars().count() > 160 {
+                    format!("{}…", joined.chars().take(160).collect::<String>())
+                } else {
+                    joined
+                }
+            };
+            format!(
+                "{what}: expected {}, found {}",
+                cut(&rest[e + 1..f]),
+                cut(&rest[f + 1..])
+            )
+        }
+        _ => tail(&lines[start..].join("\n"), 4),
+    }
+}
+
 /// dlerror messages repeat the (long, cache) path; keep the reason only.
 fn strip_path(message: &str, path: &Path) -> String {
     let shown = path.display().to_string();
-    let cleaned = message.replace(&format!("{shown}: "), "").replace(&shown, "<file>");
+    let cleaned = message
+        .replace(&format!("{shown}: "), "")
+        .replace(&shown, "<file>");
     tail(&cleaned, 2)
 }
 
@@ -237,6 +276,16 @@ mod tests {
         assert!(req.matches(&semver::Version::new(1, 7, 0)));
         assert!(!req.matches(&semver::Version::new(2, 0, 0)));
         assert!(!req.matches(&semver::Version::new(0, 9, 0)));
+    }
+
+    #[test]
+    fn layout_report_is_summarized() {
+        let report = "--- Type Layout ---\n type:PluginModule\n many lines\nError:mismatched type\nExpected:\n  u32\nFound:\n  ProgressSink_TO<'lt>\n";
+        assert_eq!(
+            summarize_layout_error(report),
+            "mismatched type: expected u32, found ProgressSink_TO<'lt>"
+        );
+        assert_eq!(summarize_layout_error("a\nb"), "a | b");
     }
 
     #[test]

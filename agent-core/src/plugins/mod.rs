@@ -21,11 +21,25 @@
 //!   from its new cache path and the old code stays mapped. In process isolation, a reload
 //!   stops the old child: a real reload.
 //! * The [`Backend`] API is blocking. From tokio, call it inside `spawn_blocking`.
+//!
+//! Wiring (CLI / daemon):
+//!
+//! ```ignore
+//! let cfg = PluginsConfig::from_agent_config(&config.plugins, &config.plugins_dir,
+//!                                            &config.state_dir, &config.backends)?;
+//! let registry = Arc::new(Registry::open(cfg)?);     // one-shot runs: load once
+//! let _watcher = registry.watch();                    // daemon: hot loading
+//! let backend = registry.get("clamav").ok_or(...)?;  // Arc<dyn Backend>
+//! let state = tokio::task::spawn_blocking(move || backend.state()).await??;
+//! ```
+//! `armadito-agent plugin-host --plugin <file>` must call [`plugin_host_main`]: process
+//! isolation spawns `cfg.host_exe` (our own executable) with exactly these arguments.
 
 mod config;
 pub mod host;
 mod inprocess;
 mod loader;
+mod pool;
 mod process;
 mod protocol;
 mod registry;
@@ -37,8 +51,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use armadito_plugin_api::model::{
-    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, ErrorKind,
-    PluginError, PluginMetadata, ScanProgress, ScanRequest, ScanResult,
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, ErrorKind, PluginError,
+    PluginMetadata, ScanProgress, ScanRequest, ScanResult,
 };
 use serde_json::Value;
 

@@ -232,7 +232,11 @@ impl Conn {
             params,
         }) {
             lock(&self.shared.pending).remove(&id);
-            return Err(Failure::Died(if self.alive() { e } else { self.exit_detail() }));
+            return Err(Failure::Died(if self.alive() {
+                e
+            } else {
+                self.exit_detail()
+            }));
         }
 
         let deadline = Instant::now() + timeout;
@@ -448,7 +452,11 @@ impl ProcessBackend {
         });
         match started {
             Ok(conn) => {
-                tracing::info!(backend = self.name(), pid = conn.pid, "plugin process restarted");
+                tracing::info!(
+                    backend = self.name(),
+                    pid = conn.pid,
+                    "plugin process restarted"
+                );
                 sup.conn = Some(conn.clone());
                 Ok(conn)
             }
@@ -513,7 +521,10 @@ impl ProcessBackend {
                 })
             }
             Err(Failure::Died(detail)) => {
-                tracing::error!(backend = self.name(), "plugin process crashed during {call}: {detail}");
+                tracing::error!(
+                    backend = self.name(),
+                    "plugin process crashed during {call}: {detail}"
+                );
                 self.conn_failed(&conn);
                 Err(BackendError::Crashed {
                     backend: self.name().to_owned(),
@@ -608,6 +619,10 @@ impl Backend for ProcessBackend {
     }
 
     fn host_pid(&self) -> Option<u32> {
-        lock(&self.sup).conn.as_ref().filter(|c| c.alive()).map(|c| c.pid)
+        lock(&self.sup)
+            .conn
+            .as_ref()
+            .filter(|c| c.alive())
+            .map(|c| c.pid)
     }
 }

@@ -46,11 +46,26 @@ pub(crate) struct Hello {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Message {
     Hello(Hello),
-    Refused { error: String },
-    Log { level: u8, target: String, message: String },
-    Progress { id: u64, event: Value },
-    Result { id: u64, value: Value },
-    Error { id: u64, error: PluginError },
+    Refused {
+        error: String,
+    },
+    Log {
+        level: u8,
+        target: String,
+        message: String,
+    },
+    Progress {
+        id: u64,
+        event: Value,
+    },
+    Result {
+        id: u64,
+        value: Value,
+    },
+    Error {
+        id: u64,
+        error: PluginError,
+    },
 }
 
 #[cfg(test)]

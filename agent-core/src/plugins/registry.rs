@@ -36,10 +36,25 @@ pub enum RegistryError {
 /// One change applied by [`Registry::rescan`] (also logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Loaded { name: String, version: String, file: PathBuf },
-    Replaced { name: String, old_version: String, version: String, file: PathBuf },
-    Unloaded { name: String, file: PathBuf },
-    Refused { file: PathBuf, reason: String },
+    Loaded {
+        name: String,
+        version: String,
+        file: PathBuf,
+    },
+    Replaced {
+        name: String,
+        old_version: String,
+        version: String,
+        file: PathBuf,
+    },
+    Unloaded {
+        name: String,
+        file: PathBuf,
+    },
+    Refused {
+        file: PathBuf,
+        reason: String,
+    },
 }
 
 /// What changes when a file changes: size, times, inode.
@@ -130,7 +145,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Registry {
     /// Prepare the cache and load everything in `cfg.dir` (one-shot runs stop here).
     pub fn open(cfg: PluginsConfig) -> Result<Registry, RegistryError> {
-        let cache_dir = security::prepare_cache_dir(&cfg.cache_dir).map_err(RegistryError::Cache)?;
+        let cache_dir =
+            security::prepare_cache_dir(&cfg.cache_dir).map_err(RegistryError::Cache)?;
         let registry = Registry {
             cfg,
             cache_dir,
@@ -336,7 +352,10 @@ impl Registry {
         let mut by_name: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         for (file, e) in &inner.files {
             if let (Some(m), Some(_)) = (&e.metadata, &e.starter) {
-                by_name.entry(m.name.clone()).or_default().push(file.clone());
+                by_name
+                    .entry(m.name.clone())
+                    .or_default()
+                    .push(file.clone());
             }
         }
         let mut names: BTreeSet<String> = by_name.keys().cloned().collect();
@@ -351,7 +370,9 @@ impl Registry {
             let current = inner.active_src.get(&name).cloned();
             let mut winner: Option<PathBuf> = None;
             for file in &candidates {
-                let Some(entry) = inner.files.get_mut(file) else { continue };
+                let Some(entry) = inner.files.get_mut(file) else {
+                    continue;
+                };
                 let hash = entry.hash.clone().unwrap_or_default();
                 if current.as_ref() == Some(&(file.clone(), hash.clone())) {
                     winner = Some(file.clone());
@@ -402,15 +423,21 @@ impl Registry {
                 Some(w) => {
                     let wversion = inner.files[w].version();
                     for file in candidates.iter().filter(|f| *f != w) {
-                        let Some(entry) = inner.files.get_mut(file) else { continue };
+                        let Some(entry) = inner.files.get_mut(file) else {
+                            continue;
+                        };
                         if entry.starter.is_none() {
                             continue;
                         }
                         let reason = format!(
                             "another file provides {name:?} with version {wversion} ({}), which wins",
-                            w.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+                            w.file_name()
+                                .map(|f| f.to_string_lossy())
+                                .unwrap_or_default()
                         );
-                        if entry.status != PluginStatus::Duplicate || entry.reason.as_ref() != Some(&reason) {
+                        if entry.status != PluginStatus::Duplicate
+                            || entry.reason.as_ref() != Some(&reason)
+                        {
                             tracing::warn!(backend = name, file = %file.display(), "duplicate plugin ignored: {reason}");
                         }
                         entry.status = PluginStatus::Duplicate;
@@ -431,7 +458,10 @@ impl Registry {
                             .write()
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&name);
-                        let change = Change::Unloaded { name: name.clone(), file };
+                        let change = Change::Unloaded {
+                            name: name.clone(),
+                            file,
+                        };
                         log_change(&change);
                         changes.push(change);
                     }
@@ -454,7 +484,11 @@ impl Registry {
                 let settings = self.cfg.settings_json(&metadata.name);
                 let instance =
                     loader::instantiate(loaded, loader::in_process_services(), &settings)?;
-                Ok(Arc::new(InProcessBackend::new(metadata, instance, self.cfg.clone())))
+                Ok(Arc::new(InProcessBackend::new(
+                    metadata,
+                    instance,
+                    self.cfg.clone(),
+                )))
             }
             Some(Starter::Process(probe)) => {
                 let probe = match probe.take() {
@@ -481,7 +515,9 @@ impl Registry {
             .name("plugins-watch".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-                    let Some(registry) = registry.upgrade() else { break };
+                    let Some(registry) = registry.upgrade() else {
+                        break;
+                    };
                     registry.rescan();
                 }
             })
@@ -513,7 +549,11 @@ impl Drop for Watcher {
 
 fn log_change(change: &Change) {
     match change {
-        Change::Loaded { name, version, file } => {
+        Change::Loaded {
+            name,
+            version,
+            file,
+        } => {
             tracing::info!(backend = name, version, file = %file.display(), "backend loaded")
         }
         Change::Replaced {

@@ -95,7 +95,10 @@ pub fn render_table(reports: &[PluginReport]) -> String {
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_else(|| r.file.display().to_string()),
-                r.hash.as_ref().map(|h| h[..h.len().min(16)].to_owned()).unwrap_or_else(dash),
+                r.hash
+                    .as_ref()
+                    .map(|h| h[..h.len().min(16)].to_owned())
+                    .unwrap_or_else(dash),
             ]
         })
         .collect();
@@ -138,17 +141,26 @@ mod tests {
 
     #[test]
     fn table_shows_reasons() {
-        let mut ok = PluginReport::refused("/p/libclamav.so".into(), String::new(), Isolation::Process);
+        let mut ok =
+            PluginReport::refused("/p/libclamav.so".into(), String::new(), Isolation::Process);
         ok.status = PluginStatus::Loaded;
         ok.reason = None;
         ok.name = Some("clamav".into());
         ok.version = Some("1.2.0".into());
         ok.hash = Some("0123456789abcdef0123".into());
-        let bad = PluginReport::refused("/p/x.so".into(), "not a loadable library: file too short".into(), Isolation::Process);
+        let bad = PluginReport::refused(
+            "/p/x.so".into(),
+            "not a loadable library: file too short".into(),
+            Isolation::Process,
+        );
         let table = render_table(&[ok, bad]);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("NAME"), "{table}");
-        assert!(lines[1].contains("clamav") && lines[1].contains("loaded") && lines[1].contains("0123456789abcdef"));
+        assert!(
+            lines[1].contains("clamav")
+                && lines[1].contains("loaded")
+                && lines[1].contains("0123456789abcdef")
+        );
         assert!(!lines[1].contains("0123456789abcdef0123"));
         assert!(lines[2].contains("refused") && lines[2].contains("x.so"));
         assert_eq!(lines[3], "    -> not a loadable library: file too short");

@@ -149,7 +149,11 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
         return Ok(CachedCopy { hash, path });
     }
 
-    let tmp = cache_dir.join(format!(".{stem}-{}.{}.tmp", &hash[..16], std::process::id()));
+    let tmp = cache_dir.join(format!(
+        ".{stem}-{}.{}.tmp",
+        &hash[..16],
+        std::process::id()
+    ));
     let write = || -> std::io::Result<()> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -159,8 +163,8 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
             options.mode(0o500);
         }
         let mut file = options.open(&tmp)?;
+        // No fsync: a copy damaged by a power loss fails the hash check above and is rewritten.
         file.write_all(&bytes)?;
-        file.sync_all()?;
         drop(file);
         fs::rename(&tmp, &path)
     };
@@ -192,7 +196,10 @@ mod tests {
         fs::write(&f, b"x").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o664)).unwrap();
         let err = check_trusted(&f).unwrap_err().to_string();
-        assert!(err.contains("writable by group or others (mode 0664)"), "{err}");
+        assert!(
+            err.contains("writable by group or others (mode 0664)"),
+            "{err}"
+        );
         fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
         check_trusted(&f).unwrap();
     }
@@ -201,7 +208,10 @@ mod tests {
     fn cache_copy_is_content_addressed_and_private() {
         let dir = tempfile::tempdir().unwrap();
         let cache = prepare_cache_dir(&dir.path().join("cache")).unwrap();
-        assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let f = dir.path().join("libx.so");
         fs::write(&f, b"one").unwrap();
         let a = copy_to_cache(&f, &cache).unwrap();

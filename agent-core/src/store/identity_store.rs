@@ -58,9 +58,15 @@ impl Store {
     ) -> Result<Option<Enrollment>, StoreError> {
         let now = UnixTime::now().secs();
         let previous = self.enrollment()?;
-        let enrolled_at = previous.as_ref().filter(|p| p.agent_id == agent_id).map_or(now, |p| p.enrolled_at);
+        let enrolled_at = previous
+            .as_ref()
+            .filter(|p| p.agent_id == agent_id)
+            .map_or(now, |p| p.enrolled_at);
         let dir = self.dir().to_path_buf();
-        let tx = self.conn_mut().transaction().map_err(|e| super::classify(&dir, e))?;
+        let tx = self
+            .conn_mut()
+            .transaction()
+            .map_err(|e| super::classify(&dir, e))?;
         tx.execute(
             "INSERT INTO enrollment (id, agent_id, scheduler_id, server, uuid, enrolled_at, updated_at)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
@@ -75,9 +81,17 @@ impl Store {
 
     pub fn stored_uuid(&self) -> Result<Option<StoredUuid>, StoreError> {
         self.conn()
-            .query_row("SELECT uuid, source, created_at FROM identity WHERE id = 1", [], |r| {
-                Ok(StoredUuid { uuid: r.get(0)?, source: r.get(1)?, created_at: r.get(2)? })
-            })
+            .query_row(
+                "SELECT uuid, source, created_at FROM identity WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StoredUuid {
+                        uuid: r.get(0)?,
+                        source: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -95,7 +109,9 @@ impl Store {
 
     pub fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn()
-            .query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.err(e))
     }

@@ -126,9 +126,21 @@ impl Store {
         let mut report = EnqueueReport::default();
         for job in jobs {
             let (job_id, job_type, priority, obj, invalid) = match job {
-                Ok(j) => (j.job_id, j.job_type.clone(), j.priority.value(), j.obj.to_string(), None),
+                Ok(j) => (
+                    j.job_id,
+                    j.job_type.clone(),
+                    j.priority.value(),
+                    j.obj.to_string(),
+                    None,
+                ),
                 Err(bad) => match bad.job_id {
-                    Some(id) => (id, String::new(), 0, bad.raw.clone(), Some(bad.reason.clone())),
+                    Some(id) => (
+                        id,
+                        String::new(),
+                        0,
+                        bad.raw.clone(),
+                        Some(bad.reason.clone()),
+                    ),
                     None => {
                         tx.execute(
                             "INSERT INTO unreportable_jobs (reason, raw, received_at) VALUES (?1, ?2, ?3)",
@@ -175,7 +187,11 @@ impl Store {
 
     pub fn job(&self, job_id: i64) -> Result<Option<StoredJob>, StoreError> {
         self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE job_id = ?1"), [job_id], row_to_job)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE job_id = ?1"),
+                [job_id],
+                row_to_job,
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -198,7 +214,14 @@ impl Store {
             .prepare("SELECT id, reason, raw, received_at FROM unreportable_jobs ORDER BY id")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok(UnreportableJob { id: r.get(0)?, reason: r.get(1)?, raw: r.get(2)?, received_at: r.get(3)? }))
+            .query_map([], |r| {
+                Ok(UnreportableJob {
+                    id: r.get(0)?,
+                    reason: r.get(1)?,
+                    raw: r.get(2)?,
+                    received_at: r.get(3)?,
+                })
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -242,7 +265,9 @@ impl Store {
     pub fn interrupted_jobs(&self) -> Result<Vec<StoredJob>, StoreError> {
         let mut stmt = self
             .conn()
-            .prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'running' ORDER BY job_id"))
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE state = 'running' ORDER BY job_id"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], row_to_job).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -262,7 +287,10 @@ impl Store {
     /// Deletes reported jobs older than `before` (keeps the queue small; the server has them).
     pub fn prune_reported_jobs(&self, before: i64) -> Result<usize, StoreError> {
         self.conn()
-            .execute("DELETE FROM jobs WHERE state = 'reported' AND finished_at < ?1", [before])
+            .execute(
+                "DELETE FROM jobs WHERE state = 'reported' AND finished_at < ?1",
+                [before],
+            )
             .map_err(|e| self.err(e))
     }
 }

@@ -23,7 +23,10 @@ impl TaskLock {
         o.create(true).truncate(false).write(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let file = o.open(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        let file = o.open(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -32,7 +35,11 @@ impl TaskLock {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    return Err(StoreError::Locked { task: task.into(), dir: dir.into(), lock: path });
+                    return Err(StoreError::Locked {
+                        task: task.into(),
+                        dir: dir.into(),
+                        lock: path,
+                    });
                 }
                 Err(TryLockError::Error(source)) => return Err(StoreError::Io { path, source }),
             }

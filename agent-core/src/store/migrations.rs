@@ -78,7 +78,10 @@ impl From<rusqlite::Error> for MigrationError {
 pub fn run(conn: &mut Connection) -> Result<(), MigrationError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
-        return Err(MigrationError::TooNew { found: current, supported: LATEST });
+        return Err(MigrationError::TooNew {
+            found: current,
+            supported: LATEST,
+        });
     }
     for (i, sql) in STEPS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -25,31 +25,62 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use identity_store::{Enrollment, StoredUuid};
 pub use jobs::{EnqueueReport, JobState, RecoveryPolicy, StoredJob, UnreportableJob};
-pub use outbox::{MessageKind, NewMessage, OutboxMessage};
 pub use lock::TaskLock;
+pub use outbox::{MessageKind, NewMessage, OutboxMessage};
 
 pub const DB_FILE: &str = "state.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create state directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state directory {path} is not safe: {reason}")]
     UnsafeDir { path: PathBuf, reason: String },
-    #[error("state store {path} is unreadable or corrupt ({detail}); it was moved aside to {moved_to}: nothing was deleted; the next run starts a new store (re-enrollment needed)")]
-    Corrupt { path: PathBuf, detail: String, moved_to: PathBuf },
-    #[error("state store {path} is unreadable ({detail}) and could not be moved aside ({move_error}); fix or remove it by hand")]
-    CorruptStuck { path: PathBuf, detail: String, move_error: String },
-    #[error("state store {path} has schema version {found}, newer than this agent supports ({supported}); upgrade the agent")]
-    TooNew { path: PathBuf, found: i64, supported: i64 },
+    #[error(
+        "state store {path} is unreadable or corrupt ({detail}); it was moved aside to {moved_to}: nothing was deleted; the next run starts a new store (re-enrollment needed)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+        moved_to: PathBuf,
+    },
+    #[error(
+        "state store {path} is unreadable ({detail}) and could not be moved aside ({move_error}); fix or remove it by hand"
+    )]
+    CorruptStuck {
+        path: PathBuf,
+        detail: String,
+        move_error: String,
+    },
+    #[error(
+        "state store {path} has schema version {found}, newer than this agent supports ({supported}); upgrade the agent"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("another armadito-agent is running {task} on {dir} (lock {lock}); try again later")]
-    Locked { task: String, dir: PathBuf, lock: PathBuf },
+    Locked {
+        task: String,
+        dir: PathBuf,
+        lock: PathBuf,
+    },
     #[error("cannot write the state store in {dir}: {detail}")]
     Write { dir: PathBuf, detail: String },
     #[error("state store error in {dir}: {source}")]
-    Sqlite { dir: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        dir: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("state store I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// An open store. Cheap to keep for the whole run; not shared across threads.
@@ -75,16 +106,24 @@ impl Store {
             Err(OpenError::Corrupt(detail)) => return Err(move_aside(&path, detail)),
             Err(OpenError::Other(e)) => return Err(classify(dir, e)),
         };
-        let mut store = Store { conn, dir: dir.to_path_buf() };
+        let mut store = Store {
+            conn,
+            dir: dir.to_path_buf(),
+        };
         if let Some(pages) = test_max_pages() {
             // Fault-injection seam for tests: a tiny page budget makes writes fail with SQLITE_FULL,
             // exactly as a full disk does.
-            store.conn.pragma_update(None, "max_page_count", pages).map_err(|e| store.err(e))?;
+            store
+                .conn
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(|e| store.err(e))?;
         }
         migrations::run(&mut store.conn).map_err(|e| match e {
-            migrations::MigrationError::TooNew { found, supported } => {
-                StoreError::TooNew { path: path.clone(), found, supported }
-            }
+            migrations::MigrationError::TooNew { found, supported } => StoreError::TooNew {
+                path: path.clone(),
+                found,
+                supported,
+            },
             migrations::MigrationError::Sqlite(e) => classify(dir, e),
         })?;
         Ok(store)
@@ -113,29 +152,47 @@ impl Store {
 
     /// `PRAGMA integrity_check` == "ok" (used by tests and `status`).
     pub fn integrity_ok(&self) -> Result<bool, StoreError> {
-        let r: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        let r: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
         Ok(r == "ok")
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 }
 
 fn test_max_pages() -> Option<i64> {
-    std::env::var("ARMADITO_AGENT_TEST_MAX_PAGES").ok()?.parse().ok()
+    std::env::var("ARMADITO_AGENT_TEST_MAX_PAGES")
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Turns SQLite errors into messages a person can act on.
 fn classify(dir: &Path, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DiskFull) => StoreError::Write { dir: dir.into(), detail: "the disk is full".into() },
-        Some(ReadOnly) | Some(CannotOpen) | Some(PermissionDenied) => {
-            StoreError::Write { dir: dir.into(), detail: format!("{e} (check permissions and free space)") }
-        }
-        Some(SystemIoFailure) => StoreError::Write { dir: dir.into(), detail: format!("I/O error: {e}") },
-        _ => StoreError::Sqlite { dir: dir.into(), source: e },
+        Some(DiskFull) => StoreError::Write {
+            dir: dir.into(),
+            detail: "the disk is full".into(),
+        },
+        Some(ReadOnly) | Some(CannotOpen) | Some(PermissionDenied) => StoreError::Write {
+            dir: dir.into(),
+            detail: format!("{e} (check permissions and free space)"),
+        },
+        Some(SystemIoFailure) => StoreError::Write {
+            dir: dir.into(),
+            detail: format!("I/O error: {e}"),
+        },
+        _ => StoreError::Sqlite {
+            dir: dir.into(),
+            source: e,
+        },
     }
 }
 
@@ -145,10 +202,15 @@ enum OpenError {
 }
 
 fn open_checked(path: &Path) -> Result<Connection, OpenError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(OpenError::Other)?;
     let corrupt = |e: &rusqlite::Error| {
-        matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+        matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
     };
     let setup = || -> rusqlite::Result<String> {
         conn.busy_timeout(Duration::from_secs(30))?;
@@ -180,9 +242,17 @@ fn move_aside(path: &Path, detail: String) -> StoreError {
     match result {
         Ok(()) => {
             tracing::error!(store = %path.display(), moved_to = %moved_to.display(), %detail, "state store is corrupt: moved aside");
-            StoreError::Corrupt { path: path.into(), detail, moved_to }
+            StoreError::Corrupt {
+                path: path.into(),
+                detail,
+                moved_to,
+            }
         }
-        Err(e) => StoreError::CorruptStuck { path: path.into(), detail, move_error: e.to_string() },
+        Err(e) => StoreError::CorruptStuck {
+            path: path.into(),
+            detail,
+            move_error: e.to_string(),
+        },
     }
 }
 
@@ -194,36 +264,63 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| StoreError::CreateDir { path: dir.into(), source })?,
-        Err(source) => return Err(StoreError::Io { path: dir.into(), source }),
+            .map_err(|source| StoreError::CreateDir {
+                path: dir.into(),
+                source,
+            })?,
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: dir.into(),
+                source,
+            });
+        }
         Ok(md) if md.file_type().is_symlink() => {
-            return Err(StoreError::UnsafeDir { path: dir.into(), reason: "it is a symbolic link".into() });
+            return Err(StoreError::UnsafeDir {
+                path: dir.into(),
+                reason: "it is a symbolic link".into(),
+            });
         }
         Ok(md) if !md.is_dir() => {
-            return Err(StoreError::UnsafeDir { path: dir.into(), reason: "it is not a directory".into() });
+            return Err(StoreError::UnsafeDir {
+                path: dir.into(),
+                reason: "it is not a directory".into(),
+            });
         }
         Ok(_) => {}
     }
-    let md = std::fs::metadata(dir).map_err(|source| StoreError::Io { path: dir.into(), source })?;
+    let md = std::fs::metadata(dir).map_err(|source| StoreError::Io {
+        path: dir.into(),
+        source,
+    })?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if md.uid() != me {
         return Err(StoreError::UnsafeDir {
             path: dir.into(),
-            reason: format!("it belongs to uid {} but the agent runs as uid {me}", md.uid()),
+            reason: format!(
+                "it belongs to uid {} but the agent runs as uid {me}",
+                md.uid()
+            ),
         });
     }
     if md.mode() & 0o077 != 0 {
         tracing::warn!(dir = %dir.display(), mode = format!("{:o}", md.mode() & 0o777), "state directory was accessible to others: setting it to 0700");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|source| StoreError::Io { path: dir.into(), source })?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| StoreError::Io {
+                path: dir.into(),
+                source,
+            },
+        )?;
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
 fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.into(), source })
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        path: dir.into(),
+        source,
+    })
 }
 
 /// Creates the database file 0600 before SQLite does, so it is never readable by others, not
@@ -236,10 +333,17 @@ fn precreate_private(path: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         o.mode(0o600);
         o.open(path).map_err(|e| write_or_io(path, e))?;
-        let md = std::fs::metadata(path).map_err(|source| StoreError::Io { path: path.into(), source })?;
+        let md = std::fs::metadata(path).map_err(|source| StoreError::Io {
+            path: path.into(),
+            source,
+        })?;
         if md.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|source| StoreError::Io { path: path.into(), source })?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::Io {
+                    path: path.into(),
+                    source,
+                },
+            )?;
         }
     }
     #[cfg(not(unix))]
@@ -251,10 +355,19 @@ fn write_or_io(path: &Path, e: std::io::Error) -> StoreError {
     let dir = path.parent().unwrap_or(path).to_path_buf();
     match e.kind() {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            StoreError::Write { dir, detail: format!("{e} (check permissions)") }
+            StoreError::Write {
+                dir,
+                detail: format!("{e} (check permissions)"),
+            }
         }
-        std::io::ErrorKind::StorageFull => StoreError::Write { dir, detail: "the disk is full".into() },
-        _ => StoreError::Io { path: path.into(), source: e },
+        std::io::ErrorKind::StorageFull => StoreError::Write {
+            dir,
+            detail: "the disk is full".into(),
+        },
+        _ => StoreError::Io {
+            path: path.into(),
+            source: e,
+        },
     }
 }
 

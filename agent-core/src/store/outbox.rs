@@ -59,7 +59,10 @@ impl MessageKind {
     /// Losing one of these loses data the server cannot get back (never superseded, never
     /// dropped to respect a cap).
     pub fn is_precious(self) -> bool {
-        matches!(self, MessageKind::JobStatus | MessageKind::ScanResult | MessageKind::Alerts)
+        matches!(
+            self,
+            MessageKind::JobStatus | MessageKind::ScanResult | MessageKind::Alerts
+        )
     }
 }
 
@@ -91,7 +94,8 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str = "id, endpoint, kind, job_id, body, created_at, attempts, next_try_at, last_error";
+const COLUMNS: &str =
+    "id, endpoint, kind, job_id, body, created_at, attempts, next_try_at, last_error";
 
 fn row_to_msg(r: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
     let kind: String = r.get(2)?;
@@ -110,7 +114,10 @@ fn row_to_msg(r: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
     })
 }
 
-pub(crate) fn insert_messages(tx: &Transaction<'_>, messages: &[NewMessage]) -> rusqlite::Result<()> {
+pub(crate) fn insert_messages(
+    tx: &Transaction<'_>,
+    messages: &[NewMessage],
+) -> rusqlite::Result<()> {
     let now = UnixTime::now().secs();
     for m in messages {
         // A superseding message takes the place (and the FIFO position) of the pending one.
@@ -141,9 +148,13 @@ impl Store {
     pub fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         let mut stmt = self
             .conn()
-            .prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE next_try_at <= ?1 ORDER BY id LIMIT ?2"))
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE next_try_at <= ?1 ORDER BY id LIMIT ?2"
+            ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![now, limit as i64], row_to_msg).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![now, limit as i64], row_to_msg)
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -163,10 +174,14 @@ impl Store {
         let dir = self.dir().to_path_buf();
         let err = |e| super::classify(&dir, e);
         let tx = self.conn_mut().transaction().map_err(err)?;
-        tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id]).map_err(err)?;
+        tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id])
+            .map_err(err)?;
         if let (MessageKind::JobStatus, Some(job_id)) = (msg.kind, msg.job_id) {
-            tx.execute("UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'", [job_id])
-                .map_err(err)?;
+            tx.execute(
+                "UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'",
+                [job_id],
+            )
+            .map_err(err)?;
         }
         tx.commit().map_err(err)
     }

@@ -18,7 +18,10 @@ fn creates_private_dir_and_files_and_migrates() {
     assert!(s.integrity_ok().unwrap());
     drop(s);
     // reopening is a no-op migration
-    assert_eq!(Store::open(&dir).unwrap().schema_version().unwrap(), migrations::LATEST);
+    assert_eq!(
+        Store::open(&dir).unwrap().schema_version().unwrap(),
+        migrations::LATEST
+    );
 }
 
 #[test]
@@ -39,7 +42,10 @@ fn enrollment_roundtrip_keeps_first_enrollment_time() {
     assert_eq!((first.agent_id, first.scheduler_id), (7, 3));
     let prev = s.save_enrollment(7, 4, "http://x", "U").unwrap().unwrap();
     assert_eq!(prev.scheduler_id, 3);
-    assert_eq!(s.enrollment().unwrap().unwrap().enrolled_at, first.enrolled_at);
+    assert_eq!(
+        s.enrollment().unwrap().unwrap().enrolled_at,
+        first.enrolled_at
+    );
 }
 
 #[test]
@@ -57,12 +63,24 @@ fn corrupt_store_is_moved_aside_not_deleted() {
     std::fs::write(&db, b"this is not an sqlite database, just garbage bytes .................................................................").unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let err = Store::open(tmp.path()).unwrap_err();
-    let StoreError::Corrupt { moved_to, .. } = &err else { panic!("{err}") };
+    let StoreError::Corrupt { moved_to, .. } = &err else {
+        panic!("{err}")
+    };
     assert!(moved_to.exists());
-    assert!(std::fs::read(moved_to).unwrap().starts_with(b"this is not an sqlite"));
+    assert!(
+        std::fs::read(moved_to)
+            .unwrap()
+            .starts_with(b"this is not an sqlite")
+    );
     assert!(err.to_string().contains("moved aside"), "{err}");
     // next run starts fresh
-    assert!(Store::open(tmp.path()).unwrap().enrollment().unwrap().is_none());
+    assert!(
+        Store::open(tmp.path())
+            .unwrap()
+            .enrollment()
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -81,8 +99,14 @@ fn task_lock_is_exclusive_and_released_on_drop() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Store::open(tmp.path()).unwrap();
     let held = s.lock_task("Runjobs", Duration::ZERO).unwrap();
-    let err = s.lock_task("Runjobs", Duration::from_millis(250)).unwrap_err();
-    assert!(err.to_string().starts_with("another armadito-agent is running Runjobs"), "{err}");
+    let err = s
+        .lock_task("Runjobs", Duration::from_millis(250))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("another armadito-agent is running Runjobs"),
+        "{err}"
+    );
     // other tasks are not blocked
     let _other = s.lock_task("Getjobs", Duration::ZERO).unwrap();
     drop(held);

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crate::app::{AgentError, Context};
 use crate::transport::Endpoint;
-use crate::wire::{AntivirusInfo, EnrollmentKey, EnrollmentRequest, Envelope, TaskName, parse_enrollment_reply};
+use crate::wire::{
+    AntivirusInfo, EnrollmentKey, EnrollmentRequest, Envelope, TaskName, parse_enrollment_reply,
+};
 
 /// Name of the provisioning key file in the state directory.
 pub const KEY_FILE: &str = "enrollment.key";
@@ -40,32 +42,62 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
 
     // The backend is not needed to enroll (the old agent failed here when the AV was missing):
     // the antivirus identity defaults to the configured backend name until a backend reports.
-    let backend = ctx.config.backend.clone().unwrap_or_else(|| "unknown".into());
+    let backend = ctx
+        .config
+        .backend
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
     let antivirus = AntivirusInfo::new(backend, "unknown");
     let agent_id = previous.as_ref().map_or(0, |e| e.agent_id);
-    let body = Envelope::new(agent_id, uuid.clone(), TaskName::Enrollment, antivirus, EnrollmentRequest { key })
-        .to_body()?;
+    let body = Envelope::new(
+        agent_id,
+        uuid.clone(),
+        TaskName::Enrollment,
+        antivirus,
+        EnrollmentRequest { key },
+    )
+    .to_body()?;
 
     tracing::info!(server = %crate::transport::redact_url(&server), uuid = %uuid, "enrolling");
     let reply = client.post(Endpoint::Agents, &body).await?;
-    let ids = parse_enrollment_reply(&reply.body)
-        .map_err(|e| AgentError::Task(format!("enrollment failed: {e}")))?;
+    let ids = parse_enrollment_reply(&reply.body).map_err(|e| {
+        AgentError::Task(match reply.json_object() {
+            None => format!(
+                "enrollment failed: the server answered HTTP {} without the expected JSON: {}",
+                reply.status,
+                reply.summary()
+            ),
+            Some(_) => format!("enrollment failed: {e}"),
+        })
+    })?;
 
     let previous = store.save_enrollment(ids.agent_id, ids.scheduler_id, &server, uuid.as_str())?;
     match previous {
         Some(p) if p.agent_id != ids.agent_id => tracing::warn!(
-            old = p.agent_id, new = ids.agent_id,
+            old = p.agent_id,
+            new = ids.agent_id,
             "the server assigned a different agent id; the new one replaces the old one"
         ),
-        Some(_) => tracing::info!(agent_id = ids.agent_id, scheduler_id = ids.scheduler_id, "re-enrolled with the same agent id"),
-        None => tracing::info!(agent_id = ids.agent_id, scheduler_id = ids.scheduler_id, "enrolled"),
+        Some(_) => tracing::info!(
+            agent_id = ids.agent_id,
+            scheduler_id = ids.scheduler_id,
+            "re-enrolled with the same agent id"
+        ),
+        None => tracing::info!(
+            agent_id = ids.agent_id,
+            scheduler_id = ids.scheduler_id,
+            "enrolled"
+        ),
     }
     if let KeySource::StateDirFile(path) = source {
         if let Err(e) = std::fs::remove_file(&path) {
             tracing::warn!(file = %path.display(), error = %e, "enrolled, but could not remove the enrollment key file");
         }
     }
-    println!("Enrolled: agent id {} (scheduler id {})", ids.agent_id, ids.scheduler_id);
+    println!(
+        "Enrolled: agent id {} (scheduler id {})",
+        ids.agent_id, ids.scheduler_id
+    );
     Ok(())
 }
 
@@ -76,7 +108,10 @@ fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
     } else if let Some(f) = &ctx.cli.options.key_file {
         (read_key_file(f)?, KeySource::ExplicitFile(f.clone()))
     } else if state_file.exists() {
-        (read_key_file(&state_file)?, KeySource::StateDirFile(state_file))
+        (
+            read_key_file(&state_file)?,
+            KeySource::StateDirFile(state_file),
+        )
     } else {
         return Err(AgentError::Usage(format!(
             "no enrollment key: use -k KEY, ARMADITO_AGENT_KEY, --key-file FILE or put it in {}",
@@ -87,14 +122,21 @@ fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
         KeySource::Argument => "the command line / ARMADITO_AGENT_KEY".to_string(),
         KeySource::ExplicitFile(p) | KeySource::StateDirFile(p) => p.display().to_string(),
     };
-    let (key, uppercased) = EnrollmentKey::parse(&raw).map_err(|e| AgentError::Usage(format!("{e} (key from {origin})")))?;
+    let (key, uppercased) = EnrollmentKey::parse(&raw)
+        .map_err(|e| AgentError::Usage(format!("{e} (key from {origin})")))?;
     if uppercased {
-        tracing::warn!("the enrollment key was not in uppercase; the server only accepts uppercase, so it was upper-cased");
+        tracing::warn!(
+            "the enrollment key was not in uppercase; the server only accepts uppercase, so it was upper-cased"
+        );
     }
     Ok((key, source))
 }
 
 fn read_key_file(path: &Path) -> Result<String, AgentError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| AgentError::Usage(format!("cannot read enrollment key file {}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| {
+        AgentError::Usage(format!(
+            "cannot read enrollment key file {}: {e}",
+            path.display()
+        ))
+    })
 }

@@ -7,11 +7,15 @@ use crate::store::{DB_FILE, OutboxMessage, StoredJob, UnreportableJob};
 use crate::wire::UnixTime;
 
 fn time(t: Option<i64>) -> String {
-    t.and_then(|s| UnixTime::new(s).ok()).map_or_else(|| "-".into(), |t| t.mysql_datetime_utc())
+    t.and_then(|s| UnixTime::new(s).ok())
+        .map_or_else(|| "-".into(), |t| t.mysql_datetime_utc())
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<(), AgentError> {
-    println!("{}", serde_json::to_string_pretty(v).map_err(|e| AgentError::Task(e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| AgentError::Task(e.to_string()))?
+    );
     Ok(())
 }
 
@@ -24,30 +28,51 @@ struct QueueView {
 pub fn queue(ctx: &Context, json: bool) -> Result<(), AgentError> {
     let view = if ctx.config.state_dir.join(DB_FILE).exists() {
         let store = ctx.open_store()?;
-        QueueView { jobs: store.jobs()?, unreportable: store.unreportable_jobs()? }
+        QueueView {
+            jobs: store.jobs()?,
+            unreportable: store.unreportable_jobs()?,
+        }
     } else {
-        QueueView { jobs: Vec::new(), unreportable: Vec::new() }
+        QueueView {
+            jobs: Vec::new(),
+            unreportable: Vec::new(),
+        }
     };
     if json {
         return print_json(&view);
     }
-    println!("{:>8}  {:<9}  {:<6}  {:<8}  {:>8}  {:<19}  {:<19}  last error", "job", "state", "type", "priority", "attempts", "received (UTC)", "finished (UTC)");
+    println!(
+        "{:>8}  {:<9}  {:<6}  {:<8}  {:>8}  {:<19}  {:<19}  last error",
+        "job", "state", "type", "priority", "attempts", "received (UTC)", "finished (UTC)"
+    );
     for j in &view.jobs {
-        let priority = crate::wire::JobPriority::new(i64::from(j.priority)).map_or("?", |p| p.label());
+        let priority =
+            crate::wire::JobPriority::new(i64::from(j.priority)).map_or("?", |p| p.label());
         println!(
             "{:>8}  {:<9}  {:<6}  {:<8}  {:>8}  {:<19}  {:<19}  {}",
             j.job_id,
             j.state.as_str(),
-            if j.job_type.is_empty() { "?" } else { &j.job_type },
+            if j.job_type.is_empty() {
+                "?"
+            } else {
+                &j.job_type
+            },
             priority,
             j.attempts,
             time(Some(j.received_at)),
             time(j.finished_at),
-            j.last_error.as_deref().or(j.invalid.as_deref()).unwrap_or("")
+            j.last_error
+                .as_deref()
+                .or(j.invalid.as_deref())
+                .unwrap_or("")
         );
     }
     for u in &view.unreportable {
-        println!("unreportable job received {}: {}", time(Some(u.received_at)), u.reason);
+        println!(
+            "unreportable job received {}: {}",
+            time(Some(u.received_at)),
+            u.reason
+        );
     }
     if view.jobs.is_empty() && view.unreportable.is_empty() {
         println!("(no jobs)");
@@ -56,12 +81,18 @@ pub fn queue(ctx: &Context, json: bool) -> Result<(), AgentError> {
 }
 
 pub fn outbox(ctx: &Context, json: bool) -> Result<(), AgentError> {
-    let msgs: Vec<OutboxMessage> =
-        if ctx.config.state_dir.join(DB_FILE).exists() { ctx.open_store()?.outbox()? } else { Vec::new() };
+    let msgs: Vec<OutboxMessage> = if ctx.config.state_dir.join(DB_FILE).exists() {
+        ctx.open_store()?.outbox()?
+    } else {
+        Vec::new()
+    };
     if json {
         return print_json(&msgs);
     }
-    println!("{:>6}  {:<13}  {:<10}  {:>6}  {:>8}  {:<19}  {:<19}  last error", "id", "kind", "endpoint", "job", "attempts", "created (UTC)", "next try (UTC)");
+    println!(
+        "{:>6}  {:<13}  {:<10}  {:>6}  {:>8}  {:<19}  {:<19}  last error",
+        "id", "kind", "endpoint", "job", "attempts", "created (UTC)", "next try (UTC)"
+    );
     for m in &msgs {
         println!(
             "{:>6}  {:<13}  {:<10}  {:>6}  {:>8}  {:<19}  {:<19}  {}",

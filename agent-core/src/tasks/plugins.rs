@@ -6,7 +6,10 @@ use crate::plugins::{discover, render_table};
 pub fn list(ctx: &Context, json: bool) -> Result<(), AgentError> {
     let reports = discover(&ctx.plugins_config()?);
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports).map_err(|e| AgentError::Task(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(|e| AgentError::Task(e.to_string()))?
+        );
     } else if reports.is_empty() {
         println!("no plugin files in {}", ctx.config.plugins_dir.display());
     } else {
@@ -17,8 +20,11 @@ pub fn list(ctx: &Context, json: bool) -> Result<(), AgentError> {
 
 /// One loadable backend name per line.
 pub fn list_backends(ctx: &Context) -> Result<(), AgentError> {
-    let mut names: Vec<String> =
-        discover(&ctx.plugins_config()?).into_iter().filter(|r| r.is_loaded()).filter_map(|r| r.name.clone()).collect();
+    let mut names: Vec<String> = discover(&ctx.plugins_config()?)
+        .into_iter()
+        .filter(|r| r.is_loaded())
+        .filter_map(|r| r.name.clone())
+        .collect();
     names.sort();
     names.dedup();
     for n in names {

@@ -25,7 +25,11 @@ pub fn run(ctx: &Context, json: bool) -> Result<(), AgentError> {
     let uuid = ctx.uuid(&store)?;
     let s = Status {
         state_dir: ctx.config.state_dir.display().to_string(),
-        server: ctx.config.server.as_deref().map(crate::transport::redact_url),
+        server: ctx
+            .config
+            .server
+            .as_deref()
+            .map(crate::transport::redact_url),
         backend: ctx.config.backend.clone(),
         machine_uuid: store.stored_uuid()?,
         enrollment: store.enrollment()?,
@@ -33,10 +37,16 @@ pub fn run(ctx: &Context, json: bool) -> Result<(), AgentError> {
         integrity_ok: store.integrity_ok()?,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&s).map_err(|e| AgentError::Task(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).map_err(|e| AgentError::Task(e.to_string()))?
+        );
         return Ok(());
     }
-    let source = s.machine_uuid.as_ref().map_or("?".to_string(), |u| u.source.clone());
+    let source = s
+        .machine_uuid
+        .as_ref()
+        .map_or("?".to_string(), |u| u.source.clone());
     println!("machine uuid:  {uuid} ({source})");
     match &s.enrollment {
         Some(e) => println!(
@@ -44,12 +54,25 @@ pub fn run(ctx: &Context, json: bool) -> Result<(), AgentError> {
             e.agent_id,
             e.scheduler_id,
             crate::transport::redact_url(&e.server),
-            crate::wire::UnixTime::new(e.enrolled_at).map(|t| t.mysql_datetime_utc() + " UTC").unwrap_or_default()
+            crate::wire::UnixTime::new(e.enrolled_at)
+                .map(|t| t.mysql_datetime_utc() + " UTC")
+                .unwrap_or_default()
         ),
         None => println!("enrolled:      no (run -t Enrollment)"),
     }
-    println!("server:        {}", s.server.as_deref().unwrap_or("(not configured)"));
-    println!("backend:       {}", s.backend.as_deref().unwrap_or("(not configured)"));
-    println!("state store:   {} (schema v{}, integrity {})", s.state_dir, s.schema_version, if s.integrity_ok { "ok" } else { "FAILED" });
+    println!(
+        "server:        {}",
+        s.server.as_deref().unwrap_or("(not configured)")
+    );
+    println!(
+        "backend:       {}",
+        s.backend.as_deref().unwrap_or("(not configured)")
+    );
+    println!(
+        "state store:   {} (schema v{}, integrity {})",
+        s.state_dir,
+        s.schema_version,
+        if s.integrity_ok { "ok" } else { "FAILED" }
+    );
     Ok(())
 }

@@ -66,9 +66,8 @@ fn error_field(body: &str) -> Option<String> {
             }
         }
     }
-    static ERROR_KEY: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#""error"\s*:\s*""#).expect("constant pattern")
-    });
+    static ERROR_KEY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#""error"\s*:\s*""#).expect("constant pattern"));
     let start = ERROR_KEY.find(body)?.end();
     let rest = &body[start..];
     let inner = match rest.rfind('}') {
@@ -90,9 +89,8 @@ fn html_to_text(body: &str) -> String {
         Regex::new(r"(?is)<script\b.*?</script\s*>|<style\b.*?</style\s*>|<!--.*?-->")
             .expect("constant pattern")
     });
-    static TAG: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"<[a-zA-Z!/?][^>]*>").expect("constant pattern")
-    });
+    static TAG: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"<[a-zA-Z!/?][^>]*>").expect("constant pattern"));
     let without_noise = NOISE.replace_all(body, " ");
     let without_tags = TAG.replace_all(&without_noise, " ");
     without_tags
@@ -132,7 +130,10 @@ mod tests {
             server_message(r#"{"error" : "Enrollment key not found in database"}"#),
             "Enrollment key not found in database"
         );
-        assert_eq!(server_message(r#"{"error":"a \"quoted\" word"}"#), r#"a "quoted" word"#);
+        assert_eq!(
+            server_message(r#"{"error":"a \"quoted\" word"}"#),
+            r#"a "quoted" word"#
+        );
     }
 
     #[test]
@@ -163,7 +164,10 @@ mod tests {
     fn php_notice_before_json() {
         let body = r#"<div style="position:float-left; background-color:red; z-index:10000"><span class="b">PHP Notice: </span>Undefined variable: alert in /x.php at line 3</div>{"error" : "Invalid int : "x""}"#;
         assert_eq!(server_message(body), r#"Invalid int : "x""#);
-        assert_eq!(json_object_start(body), Some(r#"{"error" : "Invalid int : "x""}"#));
+        assert_eq!(
+            json_object_start(body),
+            Some(r#"{"error" : "Invalid int : "x""}"#)
+        );
     }
 
     #[test]
@@ -206,7 +210,10 @@ mod tests {
         assert_eq!(m.chars().count(), MESSAGE_MAX_CHARS);
         assert!(m.ends_with('…') && !m.contains('\n'), "{m}");
         let multibyte = "é".repeat(1000);
-        assert_eq!(server_message(&multibyte).chars().count(), MESSAGE_MAX_CHARS);
+        assert_eq!(
+            server_message(&multibyte).chars().count(),
+            MESSAGE_MAX_CHARS
+        );
         assert_eq!(excerpt(&multibyte).chars().count(), EXCERPT_MAX_CHARS);
     }
 

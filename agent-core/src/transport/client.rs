@@ -152,13 +152,23 @@ impl GlpiClient {
             builder = builder.danger_accept_invalid_certs(true);
         }
 
-        let identity: Option<(&Path, &Path, Identity)> =
-            match (&opts.client_cert, &opts.client_key) {
-                (Some(cert), Some(key)) => Some((cert, key, load_identity(cert, key)?)),
-                (Some(_), None) => return Err(invalid("client_key", "client_cert is set but client_key is not")),
-                (None, Some(_)) => return Err(invalid("client_cert", "client_key is set but client_cert is not")),
-                (None, None) => None,
-            };
+        let identity: Option<(&Path, &Path, Identity)> = match (&opts.client_cert, &opts.client_key)
+        {
+            (Some(cert), Some(key)) => Some((cert, key, load_identity(cert, key)?)),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "client_key",
+                    "client_cert is set but client_key is not",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "client_cert",
+                    "client_key is set but client_cert is not",
+                ));
+            }
+            (None, None) => None,
+        };
         if let Some((_, _, id)) = &identity {
             builder = builder.identity(id.clone());
         }
@@ -446,7 +456,10 @@ fn basic_auth_header(opts: &HttpOptions) -> Result<Option<HeaderValue>, Transpor
         return Err(invalid("user", "is empty"));
     }
     if user.contains(':') || user.chars().any(char::is_control) {
-        return Err(invalid("user", "must not contain ':' or control characters"));
+        return Err(invalid(
+            "user",
+            "must not contain ':' or control characters",
+        ));
     }
     let password = opts.password.as_ref().map_or("", |p| p.expose());
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -458,11 +471,12 @@ fn basic_auth_header(opts: &HttpOptions) -> Result<Option<HeaderValue>, Transpor
 
 fn build_proxy(raw: &str) -> Result<reqwest::Proxy, TransportError> {
     let shown = redact_url(raw.trim());
-    let url = Url::parse(raw.trim())
-        .map_err(|e| TransportError::InvalidOption {
-            option: "proxy",
-            reason: format!("{shown:?} is not a URL ({e}); expected e.g. http://proxy.example.org:3128"),
-        })?;
+    let url = Url::parse(raw.trim()).map_err(|e| TransportError::InvalidOption {
+        option: "proxy",
+        reason: format!(
+            "{shown:?} is not a URL ({e}); expected e.g. http://proxy.example.org:3128"
+        ),
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(TransportError::InvalidOption {
             option: "proxy",
@@ -526,9 +540,8 @@ fn diagnose_build_failure(
 /// Hides enrollment keys the server echoes back (`Invalid Key format : "<key>"`) and anything
 /// shaped like one.
 fn redact_enrollment_key(text: &str) -> String {
-    static INVALID_KEY: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(Invalid Key format\s*:\s*).*").expect("constant pattern")
-    });
+    static INVALID_KEY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(Invalid Key format\s*:\s*).*").expect("constant pattern"));
     static KEY_SHAPED: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\b[A-Za-z0-9]{5}(?:-[A-Za-z0-9]{5}){4}\b").expect("constant pattern")
     });
@@ -592,12 +605,31 @@ mod tests {
             msg,
             "invalid [http] ca_cert_file/ca_cert_dir: set only one of ca_cert_file and ca_cert_dir"
         );
-        assert!(e(HttpOptions { timeout: 0, ..HttpOptions::default() }).contains("timeout"));
-        assert!(e(HttpOptions { client_cert: Some("/c".into()), ..HttpOptions::default() })
-            .contains("client_key"));
-        assert!(e(HttpOptions { proxy: Some("socks5://u:pw@p:1080".into()), ..HttpOptions::default() })
-            .contains("not supported"));
-        let m = e(HttpOptions { proxy: Some("::nope u:pw@".into()), ..HttpOptions::default() });
+        assert!(
+            e(HttpOptions {
+                timeout: 0,
+                ..HttpOptions::default()
+            })
+            .contains("timeout")
+        );
+        assert!(
+            e(HttpOptions {
+                client_cert: Some("/c".into()),
+                ..HttpOptions::default()
+            })
+            .contains("client_key")
+        );
+        assert!(
+            e(HttpOptions {
+                proxy: Some("socks5://u:pw@p:1080".into()),
+                ..HttpOptions::default()
+            })
+            .contains("not supported")
+        );
+        let m = e(HttpOptions {
+            proxy: Some("::nope u:pw@".into()),
+            ..HttpOptions::default()
+        });
         assert!(m.contains("proxy"), "{m}");
     }
 

@@ -129,7 +129,15 @@ mod tests {
         let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
         assert_eq!(
             names,
-            ["agents", "jobs", "scans", "states", "alerts", "avconfigs", "schedulers"]
+            [
+                "agents",
+                "jobs",
+                "scans",
+                "states",
+                "alerts",
+                "avconfigs",
+                "schedulers"
+            ]
         );
     }
 

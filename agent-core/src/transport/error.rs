@@ -30,7 +30,10 @@ pub enum TlsProblem {
 pub enum TransportError {
     /// An `[http]` option is invalid or inconsistent.
     #[error("invalid [http] {option}: {reason}")]
-    InvalidOption { option: &'static str, reason: String },
+    InvalidOption {
+        option: &'static str,
+        reason: String,
+    },
 
     /// A CA, certificate or key file named by an option is unreadable or invalid.
     #[error("[http] {option} {}: {reason}", path.display())]
@@ -294,6 +297,25 @@ fn timeout_line(method: Method, url: &str, after: Duration, connecting: bool) ->
 }
 
 fn tls_line(url: &str, problem: TlsProblem, detail: &str) -> String {
+    // rustls names certificate errors by enum variant; say what the common ones mean.
+    const GLOSSES: [(&str, &str); 4] = [
+        (
+            "UnknownIssuer",
+            "the certificate is signed by a CA the agent does not trust",
+        ),
+        ("Expired", "the certificate has expired"),
+        (
+            "NotValidYet",
+            "the certificate is not valid yet (check the clocks)",
+        ),
+        ("BadSignature", "the certificate signature is invalid"),
+    ];
+    let gloss = GLOSSES
+        .iter()
+        .find(|(k, _)| detail.contains(k))
+        .map(|(_, g)| format!(" ({g})"))
+        .unwrap_or_default();
+    let detail = format!("{detail}{gloss}");
     match problem {
         TlsProblem::ServerCertificate => format!(
             "TLS certificate verification failed for {url}: {detail}; set ca_cert_file or (unsafe) no_ssl_check"
@@ -310,8 +332,14 @@ pub(crate) fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur = err.source();
     while let Some(e) = cur {
-        let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        if !msg.is_empty() && !parts.iter().any(|p| p.contains(&msg)) {
+        let msg = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // hyper-util's wrappers ("client error (Connect)") add nothing a reader can use.
+        let noise = msg.starts_with("client error (") && msg.ends_with(')');
+        if !msg.is_empty() && !noise && !parts.iter().any(|p| p.contains(&msg)) {
             // Drop a parent whose text the child repeats ("…: Connection refused").
             parts.retain(|p| !msg.contains(p.as_str()));
             parts.push(msg);
@@ -410,8 +438,11 @@ mod tests {
 
     #[test]
     fn server_display_is_one_line_with_url_and_advice() {
-        let d = server(500, "UUID not found in database. This agent has to be re-enrolled.")
-            .to_string();
+        let d = server(
+            500,
+            "UUID not found in database. This agent has to be re-enrolled.",
+        )
+        .to_string();
         assert_eq!(
             d,
             "POST https://h/glpi/plugins/armadito/api/states/: server answered HTTP 500: UUID not found in database. This agent has to be re-enrolled.; see the GLPI server's files/_log/pluginArmadito.log and PHP error log"
@@ -428,7 +459,13 @@ mod tests {
         for s in [400, 401, 403, 404, 408, 413, 501, 505] {
             assert!(!server(s, "x").is_retryable(), "{s}");
         }
-        assert!(!server(500, "UUID not found in database. This agent has to be re-enrolled.").is_retryable());
+        assert!(
+            !server(
+                500,
+                "UUID not found in database. This agent has to be re-enrolled."
+            )
+            .is_retryable()
+        );
         assert!(!server(500, r#"Invalid UUID : "x""#).is_retryable());
         assert!(server(500, "empty body").is_retryable());
     }
@@ -441,7 +478,10 @@ mod tests {
         };
         assert!(!e.request_may_have_reached_server());
         assert!(!e.is_retryable());
-        assert_eq!(e.to_string(), "invalid [http] timeout: must be at least 1 second");
+        assert_eq!(
+            e.to_string(),
+            "invalid [http] timeout: must be at least 1 second"
+        );
         assert!(server(500, "x").request_may_have_reached_server());
     }
 }

@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(o.timeout, 60);
         assert_eq!(o.password.as_ref().map(Secret::expose), Some("pw"));
         assert_eq!(o.retry.max_attempts, 2);
-        assert_eq!(o.retry.base_delay_ms, 500, "other retry fields keep defaults");
+        assert_eq!(
+            o.retry.base_delay_ms, 500,
+            "other retry fields keep defaults"
+        );
     }
 
     #[test]

@@ -67,10 +67,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// Parses an HTTP-date (always GMT).
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let tokens: Vec<&str> = s
-        .split([' ', ','])
-        .filter(|t| !t.is_empty())
-        .collect();
+    let tokens: Vec<&str> = s.split([' ', ',']).filter(|t| !t.is_empty()).collect();
     let (day, month, year, time) = match tokens.as_slice() {
         // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
         [_, d, m, y, t, "GMT"] => (d.parse().ok()?, month_number(m)?, y.parse().ok()?, *t),
@@ -159,7 +156,10 @@ mod tests {
         let ceilings: Vec<u64> = (0..8)
             .map(|n| backoff_delay(&p, n, &mut Extreme(true)).as_millis() as u64)
             .collect();
-        assert_eq!(ceilings, [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+        assert_eq!(
+            ceilings,
+            [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]
+        );
         assert_eq!(backoff_delay(&p, 3, &mut Extreme(false)), Duration::ZERO);
     }
 
@@ -194,34 +194,54 @@ mod tests {
             retry_delay(&p, 0, Some(Duration::from_secs(3600)), &mut rng),
             Duration::from_secs(30)
         );
-        assert_eq!(retry_delay(&p, 1, None, &mut rng), Duration::from_millis(1000));
+        assert_eq!(
+            retry_delay(&p, 1, None, &mut rng),
+            Duration::from_millis(1000)
+        );
     }
 
     #[test]
     fn retry_after_forms() {
         let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         for date in [
             "Sun, 06 Nov 1994 08:50:07 GMT",
             "Sunday, 06-Nov-94 08:50:07 GMT",
             "Sun Nov  6 08:50:07 1994",
         ] {
-            assert_eq!(parse_retry_after(date, now), Some(Duration::from_secs(30)), "{date}");
+            assert_eq!(
+                parse_retry_after(date, now),
+                Some(Duration::from_secs(30)),
+                "{date}"
+            );
         }
         assert_eq!(
             parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now),
             Some(Duration::ZERO),
             "past dates mean now"
         );
-        for bad in ["", "soon", "-5", "1.5", "Sun, 06 Nov 1994 25:00:00 GMT", "Sun, 06 Foo 1994 08:00:00 GMT"] {
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "1.5",
+            "Sun, 06 Nov 1994 25:00:00 GMT",
+            "Sun, 06 Foo 1994 08:00:00 GMT",
+        ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
         }
     }
 
     #[test]
     fn http_date_epochs() {
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(UNIX_EPOCH));
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UNIX_EPOCH)
+        );
         assert_eq!(
             parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"),
             Some(UNIX_EPOCH + Duration::from_secs(951_825_600))
@@ -260,7 +280,13 @@ mod tests {
         for s in [400, 404] {
             assert!(!should_retry(ReplaySafety::Safe, &err(Some(s), false)));
         }
-        assert!(!should_retry(ReplaySafety::Safe, &err(None, false)), "redirect");
-        assert!(!should_retry(ReplaySafety::Safe, &err(None, true)), "config");
+        assert!(
+            !should_retry(ReplaySafety::Safe, &err(None, false)),
+            "redirect"
+        );
+        assert!(
+            !should_retry(ReplaySafety::Safe, &err(None, true)),
+            "config"
+        );
     }
 }

@@ -66,7 +66,8 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock<'_>>, String> {
 }
 
 fn read_text(option: &'static str, path: &Path) -> Result<String, TransportError> {
-    let bytes = fs::read(path).map_err(|e| file_error(option, path, format!("cannot read: {e}")))?;
+    let bytes =
+        fs::read(path).map_err(|e| file_error(option, path, format!("cannot read: {e}")))?;
     String::from_utf8(bytes).map_err(|_| {
         file_error(
             option,
@@ -169,7 +170,8 @@ pub(crate) fn load_ca_dir(dir: &Path) -> Result<Vec<CaFile>, TransportError> {
 /// options may name the same combined file.
 pub(crate) fn load_identity(cert_path: &Path, key_path: &Path) -> Result<Identity, TransportError> {
     let cert_text = read_text("client_cert", cert_path)?;
-    let cert_blocks = pem_blocks(&cert_text).map_err(|r| file_error("client_cert", cert_path, r))?;
+    let cert_blocks =
+        pem_blocks(&cert_text).map_err(|r| file_error("client_cert", cert_path, r))?;
     let certs_pem: String = cert_blocks
         .iter()
         .filter(|b| b.label == "CERTIFICATE")
@@ -182,7 +184,9 @@ pub(crate) fn load_identity(cert_path: &Path, key_path: &Path) -> Result<Identit
 
     let key_text = read_text("client_key", key_path)?;
     let key_blocks = pem_blocks(&key_text).map_err(|r| file_error("client_key", key_path, r))?;
-    if key_blocks.iter().any(|b| b.label == "ENCRYPTED PRIVATE KEY")
+    if key_blocks
+        .iter()
+        .any(|b| b.label == "ENCRYPTED PRIVATE KEY")
         || key_text.contains("Proc-Type: 4,ENCRYPTED")
     {
         return Err(file_error(
@@ -238,34 +242,56 @@ mod tests {
         assert!(pem_blocks("no pem here").expect("ok").is_empty());
     }
 
+    fn err<T>(r: Result<T, TransportError>, what: &str) -> String {
+        match r {
+            Ok(_) => panic!("{what}: expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[test]
     fn bad_files_are_named_with_a_reason() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("missing.pem");
-        let e = load_ca_file(&missing).err().expect("missing").to_string();
-        assert!(e.starts_with("[http] ca_cert_file ") && e.contains("missing.pem: cannot read"), "{e}");
+        let e = err(load_ca_file(&missing), "missing");
+        assert!(
+            e.starts_with("[http] ca_cert_file ") && e.contains("missing.pem: cannot read"),
+            "{e}"
+        );
 
         let der = dir.path().join("ca.der");
         fs::write(&der, [0x30u8, 0x82, 0xff, 0xfe, 0x00]).expect("write");
-        let e = load_ca_file(&der).err().expect("der").to_string();
+        let e = err(load_ca_file(&der), "der");
         assert!(e.contains("openssl x509 -inform der"), "{e}");
 
         let garbage = dir.path().join("garbage.pem");
-        fs::write(&garbage, "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n")
-            .expect("write");
-        let e = load_ca_file(&garbage).err().expect("garbage").to_string();
-        assert!(e.contains("garbage.pem") && e.contains("invalid PEM certificate"), "{e}");
+        fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let e = err(load_ca_file(&garbage), "garbage");
+        assert!(
+            e.contains("garbage.pem") && e.contains("invalid PEM certificate"),
+            "{e}"
+        );
 
         let empty_dir = dir.path().join("empty");
         fs::create_dir(&empty_dir).expect("mkdir");
         fs::write(empty_dir.join("README"), "nothing").expect("write");
-        let e = load_ca_dir(&empty_dir).err().expect("empty").to_string();
-        assert!(e.contains("ca_cert_dir") && e.contains("no file with a PEM certificate"), "{e}");
+        let e = err(load_ca_dir(&empty_dir), "empty");
+        assert!(
+            e.contains("ca_cert_dir") && e.contains("no file with a PEM certificate"),
+            "{e}"
+        );
 
         let enc = dir.path().join("enc.key");
-        fs::write(&enc, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n")
-            .expect("write");
-        let e = load_identity(&garbage, &enc).err().expect("bad cert first").to_string();
+        fs::write(
+            &enc,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let e = err(load_identity(&garbage, &enc), "bad cert first");
         assert!(e.contains("client_cert"), "{e}");
     }
 }

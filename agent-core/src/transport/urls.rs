@@ -168,7 +168,10 @@ mod tests {
     fn every_endpoint() {
         for e in Endpoint::ALL {
             let u = ep("https://h:8443/p/plugins/armadito", e);
-            assert_eq!(u, format!("https://h:8443/p/plugins/armadito/api/{}/", e.name()));
+            assert_eq!(
+                u,
+                format!("https://h:8443/p/plugins/armadito/api/{}/", e.name())
+            );
             assert!(!u["https://".len()..].contains("//"), "{u}");
         }
     }
@@ -204,7 +207,10 @@ mod tests {
             ("ftp://h/glpi", "not http or https"),
             ("https://user:pw@h/glpi", "user and password"),
             ("https://h/glpi?x=1", "query"),
-            ("https://h/glpi/plugins/armadito/api/agents/", "plugin directory"),
+            (
+                "https://h/glpi/plugins/armadito/api/agents/",
+                "plugin directory",
+            ),
             ("https://h/glpi/plugins/armadito/api", "plugin directory"),
         ] {
             let e = normalize_server_url(bad).expect_err(bad).to_string();

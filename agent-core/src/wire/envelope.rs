@@ -56,10 +56,16 @@ impl TaskName {
     /// What the task does, for `--list-tasks` and the man page.
     pub fn summary(self) -> &'static str {
         match self {
-            TaskName::Enrollment => "register this machine with the server (POST api/agents) and keep the agent id",
+            TaskName::Enrollment => {
+                "register this machine with the server (POST api/agents) and keep the agent id"
+            }
             TaskName::Scheduler => "install the local schedule and report it (api/schedulers)",
-            TaskName::Getjobs => "fetch the jobs queued for this agent (GET api/jobs) into the local queue",
-            TaskName::Runjobs => "run queued jobs by priority and report their results (POST api/jobs)",
+            TaskName::Getjobs => {
+                "fetch the jobs queued for this agent (GET api/jobs) into the local queue"
+            }
+            TaskName::Runjobs => {
+                "run queued jobs by priority and report their results (POST api/jobs)"
+            }
             TaskName::State => "report the antivirus state (POST api/states)",
             TaskName::Scan => "run an on-demand scan (POST api/scans, with progress)",
             TaskName::Alerts => "report new detections (POST api/alerts)",
@@ -86,9 +92,15 @@ pub struct OsInfo {
 impl OsInfo {
     pub fn current() -> Self {
         if cfg!(windows) {
-            Self { name: "MSWin32".into(), libpath: "Win32".into() }
+            Self {
+                name: "MSWin32".into(),
+                libpath: "Win32".into(),
+            }
         } else {
-            Self { name: std::env::consts::OS.into(), libpath: "Linux".into() }
+            Self {
+                name: std::env::consts::OS.into(),
+                libpath: "Linux".into(),
+            }
         }
     }
 }
@@ -104,7 +116,12 @@ pub struct AntivirusInfo {
 
 impl AntivirusInfo {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { name: name.into(), version: version.into(), os_info: OsInfo::current(), program_path: String::new() }
+        Self {
+            name: name.into(),
+            version: version.into(),
+            os_info: OsInfo::current(),
+            program_path: String::new(),
+        }
     }
 }
 
@@ -126,8 +143,23 @@ pub struct Envelope<T: Serialize> {
 }
 
 impl<T: Serialize> Envelope<T> {
-    pub fn new(agent_id: i64, uuid: MachineUuid, name: TaskName, antivirus: AntivirusInfo, obj: T) -> Self {
-        Self { agent_id, agent_version: AGENT_VERSION, uuid, task: TaskPayload { name, antivirus, obj } }
+    pub fn new(
+        agent_id: i64,
+        uuid: MachineUuid,
+        name: TaskName,
+        antivirus: AntivirusInfo,
+        obj: T,
+    ) -> Self {
+        Self {
+            agent_id,
+            agent_version: AGENT_VERSION,
+            uuid,
+            task: TaskPayload {
+                name,
+                antivirus,
+                obj,
+            },
+        }
     }
 
     /// Compact JSON bytes, fields in declaration order.

@@ -69,11 +69,16 @@ pub fn parse_jobs_reply(body: &str) -> Result<JobsReply, WireError> {
     let list = match v.get("jobs") {
         Some(serde_json::Value::Array(a)) => a,
         Some(other) => {
-            return Err(WireError::Reply(format!("`jobs` is not an array but {}", excerpt(&other.to_string()))));
+            return Err(WireError::Reply(format!(
+                "`jobs` is not an array but {}",
+                excerpt(&other.to_string())
+            )));
         }
         None => return Err(WireError::Reply(format!("no `jobs` in {}", excerpt(body)))),
     };
-    Ok(JobsReply { jobs: list.iter().map(parse_job).collect() })
+    Ok(JobsReply {
+        jobs: list.iter().map(parse_job).collect(),
+    })
 }
 
 fn parse_job(v: &serde_json::Value) -> ParsedJob {
@@ -87,7 +92,11 @@ fn parse_job(v: &serde_json::Value) -> ParsedJob {
             }
             raw.truncate(end);
         }
-        MalformedJob { job_id, reason, raw }
+        MalformedJob {
+            job_id,
+            reason,
+            raw,
+        }
     };
     if !v.is_object() {
         return Err(bad("job is not a JSON object".into()));
@@ -95,18 +104,31 @@ fn parse_job(v: &serde_json::Value) -> ParsedJob {
     let Some(job_id) = job_id else {
         return Err(bad("job has no valid job_id".into()));
     };
-    let Some(job_type) = v.get("job_type").and_then(|t| t.as_str()).map(str::to_string) else {
+    let Some(job_type) = v
+        .get("job_type")
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+    else {
         return Err(bad("job has no job_type".into()));
     };
     let priority = match v.get("job_priority") {
         None => JobPriority::LOW,
         Some(p) => match int_like(p).and_then(JobPriority::new) {
             Some(p) => p,
-            None => return Err(bad(format!("invalid job_priority {p}: expected \"0\" to \"3\""))),
+            None => {
+                return Err(bad(format!(
+                    "invalid job_priority {p}: expected \"0\" to \"3\""
+                )));
+            }
         },
     };
     let obj = v.get("obj").cloned().unwrap_or(serde_json::Value::Null);
-    Ok(Job { job_id, job_type, priority, obj })
+    Ok(Job {
+        job_id,
+        job_type,
+        priority,
+        obj,
+    })
 }
 
 /// The parameters of a `Scan` job, decoded (`scan_path`/`scan_options` are base64 on the wire).
@@ -174,7 +196,10 @@ mod tests {
         let r = parse_jobs_reply(FIXTURE).unwrap();
         assert_eq!(r.jobs.len(), 2);
         let j = r.jobs[1].as_ref().unwrap();
-        assert_eq!((j.job_id, j.job_type.as_str(), j.priority.value()), (2, "Scan", 1));
+        assert_eq!(
+            (j.job_id, j.job_type.as_str(), j.priority.value()),
+            (2, "Scan", 1)
+        );
         let p = ScanJobParams::from_obj(&j.obj).unwrap();
         assert_eq!(p.scan_path, "/home");
         assert_eq!(p.scan_options, "");
@@ -190,7 +215,13 @@ mod tests {
 
     #[test]
     fn bad_replies_are_errors() {
-        for body in ["", "<html>502 Bad Gateway</html>", "{\"jobs\": 3}", "{}", "{\"jobs\": [}"] {
+        for body in [
+            "",
+            "<html>502 Bad Gateway</html>",
+            "{\"jobs\": 3}",
+            "{}",
+            "{\"jobs\": [}",
+        ] {
             assert!(parse_jobs_reply(body).is_err(), "{body:?}");
         }
     }
@@ -207,7 +238,11 @@ mod tests {
             {"job_id": 11, "job_type": "Scan", "job_priority": "2", "obj": {"scan_path": "%%%"}}
         ]}"#;
         let r = parse_jobs_reply(body).unwrap();
-        let reasons: Vec<_> = r.jobs.iter().map(|j| j.as_ref().err().map(|m| (m.job_id, m.reason.clone()))).collect();
+        let reasons: Vec<_> = r
+            .jobs
+            .iter()
+            .map(|j| j.as_ref().err().map(|m| (m.job_id, m.reason.clone())))
+            .collect();
         assert_eq!(reasons[0], Some((None, "job has no valid job_id".into())));
         assert_eq!(reasons[1].as_ref().unwrap().0, Some(7));
         assert!(reasons[1].as_ref().unwrap().1.contains("job_priority"));
@@ -216,7 +251,10 @@ mod tests {
         assert_eq!(reasons[4], Some((None, "job is not a JSON object".into())));
         // unknown type: well-formed, fails when run
         let wipe = r.jobs[5].as_ref().unwrap();
-        assert_eq!((wipe.job_id, wipe.job_type.as_str(), wipe.priority), (10, "Wipe", JobPriority::URGENT));
+        assert_eq!(
+            (wipe.job_id, wipe.job_type.as_str(), wipe.priority),
+            (10, "Wipe", JobPriority::URGENT)
+        );
         let bad64 = r.jobs[6].as_ref().unwrap();
         let err = ScanJobParams::from_obj(&bad64.obj).unwrap_err();
         assert!(err.starts_with("scan_path is not valid base64"), "{err}");

@@ -23,10 +23,12 @@ mod types;
 mod snapshots;
 
 pub use envelope::{AGENT_VERSION, AntivirusInfo, Envelope, OsInfo, TaskName, TaskPayload};
-pub use jobs::{Job, JobPriority, JobsReply, MalformedJob, ParsedJob, ScanJobParams, parse_jobs_reply};
+pub use jobs::{
+    Job, JobPriority, JobsReply, MalformedJob, ParsedJob, ScanJobParams, parse_jobs_reply,
+};
 pub use payloads::{
     AlertsReport, AttrValue, DbInfo, EnrollmentReply, EnrollmentRequest, JobStatus, ModuleState,
-    ScanReport, SchedulerReport, StateReport, WireAlert, parse_enrollment_reply, parse_server_config,
-    parse_server_schedule,
+    ScanReport, SchedulerReport, StateReport, WireAlert, parse_enrollment_reply,
+    parse_server_config, parse_server_schedule,
 };
 pub use types::{EnrollmentKey, MachineUuid, ScanDuration, UnixTime, WireError};

@@ -15,7 +15,10 @@ pub struct AttrValue {
 
 impl AttrValue {
     pub fn new(attr: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        Self { attr: attr.into(), value: value.into() }
+        Self {
+            attr: attr.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -39,21 +42,36 @@ pub fn parse_enrollment_reply(body: &str) -> Result<EnrollmentReply, WireError> 
     let v = json_object(body)?;
     let agent_id = match v.get("agent_id").and_then(int_like) {
         Some(id) if id > 0 => id,
-        Some(id) => return Err(WireError::Reply(format!("agent_id is {id}, expected a positive id"))),
-        None => return Err(WireError::Reply("no agent_id in the enrollment reply".into())),
+        Some(id) => {
+            return Err(WireError::Reply(format!(
+                "agent_id is {id}, expected a positive id"
+            )));
+        }
+        None => {
+            return Err(WireError::Reply(
+                "no agent_id in the enrollment reply".into(),
+            ));
+        }
     };
     let scheduler_id = v.get("scheduler_id").and_then(int_like).unwrap_or(0);
-    Ok(EnrollmentReply { agent_id, scheduler_id })
+    Ok(EnrollmentReply {
+        agent_id,
+        scheduler_id,
+    })
 }
 
 /// A JSON object from a reply body that may carry noise (HTML notices) before the first `{`.
 pub(crate) fn json_object(body: &str) -> Result<serde_json::Value, WireError> {
-    let start = body
-        .find('{')
-        .ok_or_else(|| WireError::Reply(format!("expected a JSON object, got {}", excerpt(body))))?;
+    let start = body.find('{').ok_or_else(|| {
+        WireError::Reply(format!("expected a JSON object, got {}", excerpt(body)))
+    })?;
     let v: serde_json::Value = serde_json::from_str(&body[start..])
         .map_err(|e| WireError::Reply(format!("invalid JSON ({e}) in {}", excerpt(body))))?;
-    if v.is_object() { Ok(v) } else { Err(WireError::Reply("the reply is not a JSON object".into())) }
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(WireError::Reply("the reply is not a JSON object".into()))
+    }
 }
 
 /// A short, single-line view of a body for error messages.
@@ -75,7 +93,11 @@ pub(crate) fn int_like(v: &serde_json::Value) -> Option<i64> {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => {
             let t = s.trim();
-            if t.is_empty() || (t.len() > 1 && t.starts_with('0')) { None } else { t.parse().ok() }
+            if t.is_empty() || (t.len() > 1 && t.starts_with('0')) {
+                None
+            } else {
+                t.parse().ok()
+            }
         }
         _ => None,
     }
@@ -237,14 +259,22 @@ pub fn parse_server_config(body: &str) -> Result<Vec<AttrValue>, WireError> {
     let start = body
         .find('[')
         .ok_or_else(|| WireError::Reply(format!("expected a JSON array, got {}", excerpt(body))))?;
-    serde_json::from_str(&body[start..])
-        .map_err(|e| WireError::Reply(format!("invalid configuration list ({e}) in {}", excerpt(body))))
+    serde_json::from_str(&body[start..]).map_err(|e| {
+        WireError::Reply(format!(
+            "invalid configuration list ({e}) in {}",
+            excerpt(body)
+        ))
+    })
 }
 
 /// A server-defined schedule from `GET api/schedulers/?agent_id=N`: `{name, confdetails}`.
 pub fn parse_server_schedule(body: &str) -> Result<(String, Vec<AttrValue>), WireError> {
     let v = json_object(body)?;
-    let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+    let name = v
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_string();
     let details = match v.get("confdetails") {
         Some(d) => serde_json::from_value(d.clone())
             .map_err(|e| WireError::Reply(format!("invalid confdetails ({e})")))?,

@@ -16,13 +16,21 @@ fn av() -> AntivirusInfo {
     AntivirusInfo {
         name: "Armadito".into(),
         version: "0.10.2".into(),
-        os_info: OsInfo { name: "linux".into(), libpath: "Linux".into() },
+        os_info: OsInfo {
+            name: "linux".into(),
+            libpath: "Linux".into(),
+        },
         program_path: String::new(),
     }
 }
 
 fn body<T: serde::Serialize>(agent_id: i64, name: TaskName, obj: T) -> String {
-    String::from_utf8(Envelope::new(agent_id, uuid(), name, av(), obj).to_body().unwrap()).unwrap()
+    String::from_utf8(
+        Envelope::new(agent_id, uuid(), name, av(), obj)
+            .to_body()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn t(s: i64) -> UnixTime {
@@ -40,8 +48,7 @@ fn envelope_prefix(agent_id: i64) -> String {
     format!(r#"{{"agent_id":{agent_id},"agent_version":"{AGENT_VERSION}","uuid":"{UUID}","task":"#)
 }
 
-const AV_JSON: &str =
-    r#""antivirus":{"name":"Armadito","version":"0.10.2","os_info":{"name":"linux","libpath":"Linux"},"program_path":""}"#;
+const AV_JSON: &str = r#""antivirus":{"name":"Armadito","version":"0.10.2","os_info":{"name":"linux","libpath":"Linux"},"program_path":""}"#;
 
 #[test]
 fn enrollment_body() {
@@ -59,7 +66,10 @@ fn enrollment_body() {
     v["agent_version"] = json!("2.3.18");
     v["agent_id"] = json!(2);
     v["task"]["antivirus"]["os_info"]["libpath"] = json!("linux");
-    v["task"]["antivirus"].as_object_mut().unwrap().remove("program_path");
+    v["task"]["antivirus"]
+        .as_object_mut()
+        .unwrap()
+        .remove("program_path");
     same_json(
         &v.to_string(),
         r#"{"task": {"obj": { "key": "0RV2V-2RYTX-NX4OW-7LARZ-KZQAJ" }, "name":"Enrollment",
@@ -72,18 +82,31 @@ fn enrollment_body() {
 fn enrollment_reply() {
     assert_eq!(
         parse_enrollment_reply(r#"{"agent_id": 2,"scheduler_id": 2}"#).unwrap(),
-        EnrollmentReply { agent_id: 2, scheduler_id: 2 }
+        EnrollmentReply {
+            agent_id: 2,
+            scheduler_id: 2
+        }
     );
     let notice = r#"<div style="position:float-left"><span class="b">PHP Notice: </span>Undefined property</div>{"agent_id": 1,"scheduler_id": 1}"#;
     assert_eq!(parse_enrollment_reply(notice).unwrap().agent_id, 1);
-    for bad in ["", "<html></html>", r#"{"agent_id": 0,"scheduler_id": 1}"#, r#"{"scheduler_id": 1}"#, "{\"agent_id\": 2,"] {
+    for bad in [
+        "",
+        "<html></html>",
+        r#"{"agent_id": 0,"scheduler_id": 1}"#,
+        r#"{"scheduler_id": 1}"#,
+        "{\"agent_id\": 2,",
+    ] {
         assert!(parse_enrollment_reply(bad).is_err(), "{bad:?}");
     }
 }
 
 #[test]
 fn job_status_bodies() {
-    let ok = body(2, TaskName::Runjobs, JobStatus::success(50, t(1_489_500_000), t(1_489_500_003)));
+    let ok = body(
+        2,
+        TaskName::Runjobs,
+        JobStatus::success(50, t(1_489_500_000), t(1_489_500_003)),
+    );
     assert_eq!(
         ok,
         format!(
@@ -98,11 +121,23 @@ fn job_status_bodies() {
         r#"{"code":0,"message":"runJob successful","job_id":50,"start_time":1489500000,"end_time":1489500003}"#,
     );
 
-    let failed = JobStatus::failure(51, "scan path /nonexistent does not exist\n  (os error 2)", t(1_489_500_000), t(1_489_500_001));
+    let failed = JobStatus::failure(
+        51,
+        "scan path /nonexistent does not exist\n  (os error 2)",
+        t(1_489_500_000),
+        t(1_489_500_001),
+    );
     assert_eq!(failed.code, 1);
-    assert_eq!(failed.message, "c2NhbiBwYXRoIC9ub25leGlzdGVudCBkb2VzIG5vdCBleGlzdCAob3MgZXJyb3IgMik=");
+    assert_eq!(
+        failed.message,
+        "c2NhbiBwYXRoIC9ub25leGlzdGVudCBkb2VzIG5vdCBleGlzdCAob3MgZXJyb3IgMik="
+    );
     let long = JobStatus::failure(1, &"é".repeat(400), t(1_489_500_000), t(1_489_500_000));
-    assert!(long.message.len() <= 252 && long.message.len() % 4 == 0, "{}", long.message.len());
+    assert!(
+        long.message.len() <= 252 && long.message.len() % 4 == 0,
+        "{}",
+        long.message.len()
+    );
 }
 
 #[test]
@@ -116,7 +151,16 @@ fn scan_body() {
         )
     );
     // §13.7 sends the same counters; its start/end are placeholders and its duration the long ISO form.
-    let long_scan = ScanReport::new(1, 42, 1, 0, 0, 0, t(1_483_605_762), t(1_483_605_762 + 3 * 3600 + 61));
+    let long_scan = ScanReport::new(
+        1,
+        42,
+        1,
+        0,
+        0,
+        0,
+        t(1_483_605_762),
+        t(1_483_605_762 + 3 * 3600 + 61),
+    );
     assert_eq!(long_scan.duration, "PT3H1M1S");
 }
 
@@ -128,8 +172,16 @@ fn state_body() {
             global_update_timestamp: t(1_479_467_793),
             service_status: "running".into(),
             modules: vec![
-                ModuleState { name: "clamav".into(), mod_status: "up-to-date".into(), mod_update_timestamp: 1_479_467_793 },
-                ModuleState { name: "moduleH1".into(), mod_status: "up-to-date".into(), mod_update_timestamp: 1_409_556_600 },
+                ModuleState {
+                    name: "clamav".into(),
+                    mod_status: "up-to-date".into(),
+                    mod_update_timestamp: 1_479_467_793,
+                },
+                ModuleState {
+                    name: "moduleH1".into(),
+                    mod_status: "up-to-date".into(),
+                    mod_update_timestamp: 1_409_556_600,
+                },
             ],
         },
         avdetails: vec![
@@ -170,7 +222,10 @@ fn alerts_body() {
         module_name: "clamav".into(),
         info: "on-demand".into(),
     };
-    let with_job = AlertsReport { alerts: vec![alert(1_483_605_762)], job_id: Some(1) };
+    let with_job = AlertsReport {
+        alerts: vec![alert(1_483_605_762)],
+        job_id: Some(1),
+    };
     assert_eq!(
         body(2, TaskName::Alerts, with_job),
         format!(
@@ -179,10 +234,16 @@ fn alerts_body() {
         )
     );
     // §13.6 without a top-level job_id: we omit it too (the server then links no scan).
-    let free = AlertsReport { alerts: vec![alert(1_483_605_762), alert(1_483_605_770)], job_id: None };
+    let free = AlertsReport {
+        alerts: vec![alert(1_483_605_762), alert(1_483_605_770)],
+        job_id: None,
+    };
     let v: Value = serde_json::from_str(&body(2, TaskName::Alerts, free)).unwrap();
     assert!(v["task"]["obj"].get("job_id").is_none());
-    assert_eq!(v["task"]["obj"]["alerts"][1]["detection_time"], json!(1_483_605_770));
+    assert_eq!(
+        v["task"]["obj"]["alerts"][1]["detection_time"],
+        json!(1_483_605_770)
+    );
 }
 
 #[test]
@@ -222,11 +283,23 @@ fn scheduler_body() {
 
 #[test]
 fn server_defined_config_and_schedule() {
-    let cfg = parse_server_config(r#"[{"attr":"ScanArchive","value":"yes"},{"attr":"MaxThreads","value":4}]"#).unwrap();
-    assert_eq!(cfg, vec![AttrValue::new("ScanArchive", "yes"), AttrValue::new("MaxThreads", 4)]);
+    let cfg = parse_server_config(
+        r#"[{"attr":"ScanArchive","value":"yes"},{"attr":"MaxThreads","value":4}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        cfg,
+        vec![
+            AttrValue::new("ScanArchive", "yes"),
+            AttrValue::new("MaxThreads", 4)
+        ]
+    );
     assert!(parse_server_config(r#"{"error" : "Invalid request sent to plugin index"}"#).is_err());
     let (name, details) =
         parse_server_schedule(r#"{"name":"Cron","confdetails":[{"attr":"scheduler:task:State:freq","value":"0 * * * *"}]}"#).unwrap();
     assert_eq!(name, "Cron");
-    assert_eq!(details, vec![AttrValue::new("scheduler:task:State:freq", "0 * * * *")]);
+    assert_eq!(
+        details,
+        vec![AttrValue::new("scheduler:task:State:freq", "0 * * * *")]
+    );
 }

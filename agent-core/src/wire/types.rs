@@ -26,13 +26,17 @@ pub enum WireError {
 }
 
 fn is_upper_alnum(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn groups_match(s: &str, lens: &[usize]) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == lens.len()
-        && parts.iter().zip(lens).all(|(p, &n)| p.len() == n && is_upper_alnum(p))
+        && parts
+            .iter()
+            .zip(lens)
+            .all(|(p, &n)| p.len() == n && is_upper_alnum(p))
 }
 
 /// The machine identity the server keys agents by (SMBIOS UUID, upper-cased).
@@ -200,7 +204,10 @@ mod tests {
     fn uuid_is_uppercased_trimmed_and_checked() {
         let u = MachineUuid::parse(" 4c4c4544-0033-4a10-8051-b4c04f4e4b32\n").unwrap();
         assert_eq!(u.as_str(), "4C4C4544-0033-4A10-8051-B4C04F4E4B32");
-        assert!(matches!(MachineUuid::parse("4C4C4544-0033-4A10-8051"), Err(WireError::Uuid(_))));
+        assert!(matches!(
+            MachineUuid::parse("4C4C4544-0033-4A10-8051"),
+            Err(WireError::Uuid(_))
+        ));
         assert!(matches!(
             MachineUuid::parse("4C4C4544_0033-4A10-8051-B4C04F4E4B32"),
             Err(WireError::Uuid(_))
@@ -224,8 +231,13 @@ mod tests {
         assert_eq!(k.expose(), "0RV2V-2RYTX-NX4OW-7LARZ-KZQAJ");
         assert!(changed);
         assert_eq!(format!("{k:?}"), "EnrollmentKey(***)");
-        for bad in ["", "AAAAA-BBBBB-CCCCC-DDDDD", "AAAAA-BBBBB-CCCCC-DDDDD-EEEE!", "AAAAA BBBBB CCCCC DDDDD EEEEE",
-            "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE\nAAAAA-BBBBB-CCCCC-DDDDD-EEEEE"] {
+        for bad in [
+            "",
+            "AAAAA-BBBBB-CCCCC-DDDDD",
+            "AAAAA-BBBBB-CCCCC-DDDDD-EEEE!",
+            "AAAAA BBBBB CCCCC DDDDD EEEEE",
+            "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE\nAAAAA-BBBBB-CCCCC-DDDDD-EEEEE",
+        ] {
             assert_eq!(EnrollmentKey::parse(bad), Err(WireError::Key), "{bad:?}");
         }
     }
@@ -234,8 +246,14 @@ mod tests {
     fn timestamps_must_have_ten_digits() {
         assert!(UnixTime::new(1_483_605_762).is_ok());
         assert_eq!(UnixTime::new(0), Err(WireError::Timestamp(0)));
-        assert_eq!(UnixTime::new(999_999_999), Err(WireError::Timestamp(999_999_999)));
-        assert_eq!(UnixTime::new(10_000_000_000), Err(WireError::Timestamp(10_000_000_000)));
+        assert_eq!(
+            UnixTime::new(999_999_999),
+            Err(WireError::Timestamp(999_999_999))
+        );
+        assert_eq!(
+            UnixTime::new(10_000_000_000),
+            Err(WireError::Timestamp(10_000_000_000))
+        );
         assert_eq!(UnixTime::now().secs().to_string().len(), 10);
     }
 
@@ -244,9 +262,15 @@ mod tests {
         let t = UnixTime::new(1_483_605_762).unwrap();
         assert_eq!(t.mysql_datetime_utc(), "2017-01-05 08:42:42");
         assert_eq!(t.strtotime_form(), "@1483605762");
-        assert_eq!(UnixTime::new(1_479_467_793).unwrap().mysql_datetime_utc(), "2016-11-18 11:16:33");
+        assert_eq!(
+            UnixTime::new(1_479_467_793).unwrap().mysql_datetime_utc(),
+            "2016-11-18 11:16:33"
+        );
         // a leap day
-        assert_eq!(UnixTime::new(1_709_164_800).unwrap().mysql_datetime_utc(), "2024-02-29 00:00:00");
+        assert_eq!(
+            UnixTime::new(1_709_164_800).unwrap().mysql_datetime_utc(),
+            "2024-02-29 00:00:00"
+        );
     }
 
     #[test]

@@ -42,12 +42,23 @@ pub fn artifacts() -> &'static Artifacts {
     ARTIFACTS.get_or_init(|| {
         let exe = std::env::current_exe().expect("test exe path");
         // <target>/<profile>/deps/<test-exe>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("profile dir")
+            .to_path_buf();
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let profile = profile_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let profile = profile_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.arg("build").arg("--quiet").arg("--target-dir").arg(&target_dir);
+        cmd.arg("build")
+            .arg("--quiet")
+            .arg("--target-dir")
+            .arg(&target_dir);
         match profile.as_str() {
             "debug" => {}
             "release" => {
@@ -63,7 +74,10 @@ pub fn artifacts() -> &'static Artifacts {
         cmd.arg("-p").arg("test-plugin-host");
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
         let status = cmd.status().expect("run cargo build for the test plugins");
-        assert!(status.success(), "building the test plugins failed: {cmd:?}");
+        assert!(
+            status.success(),
+            "building the test plugins failed: {cmd:?}"
+        );
         Artifacts {
             host_exe: profile_dir.join(format!("test-plugin-host{}", std::env::consts::EXE_SUFFIX)),
             dir: profile_dir,

@@ -103,7 +103,9 @@ pub type TlsAcceptor = tokio_rustls::TlsAcceptor;
 impl Server {
     /// Plain HTTP on 127.0.0.1 with an OS-chosen port.
     pub async fn start(script: Vec<Action>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         Self::serve(listener, script, None)
     }
 
@@ -114,7 +116,9 @@ impl Server {
 
     /// HTTPS with the given rustls acceptor.
     pub async fn start_tls(script: Vec<Action>, acceptor: TlsAcceptor) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         Self::serve(listener, script, Some(acceptor))
     }
 
@@ -294,7 +298,9 @@ pub fn recording_sleeper() -> (
 
 /// A loopback port on which nothing listens (bound, then released).
 pub async fn refused_port() -> (SocketAddr, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     drop(listener);
     (addr, format!("http://{addr}/glpi/plugins/armadito"))

@@ -175,8 +175,11 @@ mod tests {
 
     #[test]
     fn captures_output_and_status() {
-        let out = run(&argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(5))
-            .unwrap();
+        let out = run(
+            &argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stdout.trim(), "out");
         assert_eq!(out.stderr.trim(), "err");
@@ -200,17 +203,27 @@ mod tests {
     #[test]
     fn leftover_daemon_holding_pipes_does_not_hang() {
         let start = Instant::now();
-        let out = run(&argv(&["sh", "-c", "sleep 3 & echo started"]), Duration::from_secs(5))
-            .unwrap();
+        let out = run(
+            &argv(&["sh", "-c", "sleep 3 & echo started"]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout.trim(), "started");
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
     fn missing_program_is_a_spawn_error() {
         let err = run(&argv(&["/nonexistent/prog"]), Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, ExecError::Spawn { .. }));
-        assert!(matches!(run(&[], Duration::from_secs(1)), Err(ExecError::Empty)));
+        assert!(matches!(
+            run(&[], Duration::from_secs(1)),
+            Err(ExecError::Empty)
+        ));
     }
 }

@@ -164,7 +164,9 @@ impl Settings {
             )));
         }
         if self.scan_pipeline == 0 {
-            return Err(SettingsError::Invalid("scan_pipeline must be at least 1".into()));
+            return Err(SettingsError::Invalid(
+                "scan_pipeline must be at least 1".into(),
+            ));
         }
         if self.connect_timeout_ms == 0 || self.read_timeout_ms == 0 {
             return Err(SettingsError::Invalid("timeouts must be above 0 ms".into()));

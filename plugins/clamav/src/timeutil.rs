@@ -175,7 +175,11 @@ mod tests {
         // Round trip through the C library: whatever the zone, localtime(mktime(x)) == x.
         let t = parse_ctime_local("Wed Nov 25 18:46:29 2026").unwrap();
         let utc = utc_to_unix(parse_ctime_prefix("Wed Nov 25 18:46:29 2026").unwrap().0);
-        assert!((t - utc).abs() <= 14 * 3600, "offset beyond any real zone: {}", t - utc);
+        assert!(
+            (t - utc).abs() <= 14 * 3600,
+            "offset beyond any real zone: {}",
+            t - utc
+        );
     }
 
     #[test]

@@ -39,11 +39,21 @@ fn main() {
     for a in double.agents() {
         println!(
             "  agent {} uuid {} version {} scheduler {}",
-            a.id, a.uuid, a.agent_version.as_deref().unwrap_or("-"), a.plugin_armadito_schedulers_id
+            a.id,
+            a.uuid,
+            a.agent_version.as_deref().unwrap_or("-"),
+            a.plugin_armadito_schedulers_id
         );
     }
-    println!("  key {KEY}: {} uses left", double.key_use_counter(KEY).unwrap_or(0));
-    println!("  {} requests, {} protocol violations", double.requests().len(), double.violations().len());
+    println!(
+        "  key {KEY}: {} uses left",
+        double.key_use_counter(KEY).unwrap_or(0)
+    );
+    println!(
+        "  {} requests, {} protocol violations",
+        double.requests().len(),
+        double.violations().len()
+    );
     for v in double.violations() {
         println!("  violation: {v}");
     }

@@ -7,7 +7,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::php::time::{fmt_datetime, format_interval};
-use super::php::{Ctx, Failure, Notice, Pv, float_to_string, loose_eq, scalar_to_string, to_php_string};
+use super::php::{
+    Ctx, Failure, Notice, Pv, float_to_string, loose_eq, scalar_to_string, to_php_string,
+};
 
 const TOOLBOX: &str = "inc/toolbox.class.php";
 
@@ -50,7 +52,11 @@ pub fn filter_validate_int(v: &Value) -> Option<i64> {
     if !(b'1'..=b'9').contains(&first) || !body.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let text = if neg { format!("-{body}") } else { body.to_string() };
+    let text = if neg {
+        format!("-{body}")
+    } else {
+        body.to_string()
+    };
     text.parse::<i64>().ok()
 }
 
@@ -71,12 +77,18 @@ pub fn validate_int(ctx: &mut Ctx, v: &Value) -> Result<PhpInt, Failure> {
 
 fn uuid_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[A-Z0-9]{8}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{12}$").expect("static regex"))
+    RE.get_or_init(|| {
+        Regex::new(r"^[A-Z0-9]{8}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{12}$")
+            .expect("static regex")
+    })
 }
 
 fn key_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}$").expect("static regex"))
+    RE.get_or_init(|| {
+        Regex::new(r"^[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}$")
+            .expect("static regex")
+    })
 }
 
 /// PCRE semantics of a pattern ending in `$` (no `D` modifier): `$` also
@@ -87,7 +99,12 @@ fn pcre_match(re: &Regex, s: &str) -> bool {
 
 /// `filter_var(FILTER_VALIDATE_REGEXP)` + loose `!=`: returns the matched
 /// string, or `None` (PHP `false`) for falsy inputs that slip through.
-fn validate_regexp(ctx: &mut Ctx, v: &Value, re: &Regex, what: &str) -> Result<Option<String>, Failure> {
+fn validate_regexp(
+    ctx: &mut Ctx,
+    v: &Value,
+    re: &Regex,
+    what: &str,
+) -> Result<Option<String>, Failure> {
     let r = scalar_to_string(v).filter(|s| pcre_match(re, s));
     let same = match &r {
         Some(s) => loose_eq(&Pv::Str(s), &Pv::of(v)),
@@ -126,20 +143,29 @@ pub fn format_date(ctx: &mut Ctx, v: &Value) -> Result<String, Failure> {
         let core = s.strip_suffix('\n').unwrap_or(&s);
         if core.len() == 10 && core.bytes().all(|c| c.is_ascii_digit()) {
             if core.len() != s.len() {
-                ctx.notice(Notice::notice("A non well formed numeric value encountered", TOOLBOX, 121));
+                ctx.notice(Notice::e_notice(
+                    "A non well formed numeric value encountered",
+                    TOOLBOX,
+                    121,
+                ));
             }
             let ts: i64 = core.parse().unwrap_or(0);
             return Ok(fmt_datetime(ts));
         }
     } else {
-        ctx.notice(Notice::warning(
-            format!("preg_match() expects parameter 2 to be string, {} given", php_type(v)),
+        ctx.notice(Notice::e_warning(
+            format!(
+                "preg_match() expects parameter 2 to be string, {} given",
+                php_type(v)
+            ),
             TOOLBOX,
             118,
         ));
     }
     let shown = to_php_string(ctx, v, TOOLBOX, 124)?;
-    Err(Failure::exc(format!("Date is not a valid unix timestamp : {shown}\"")))
+    Err(Failure::exc(format!(
+        "Date is not a valid unix timestamp : {shown}\""
+    )))
 }
 
 /// PHP's name of a value's type, as used in zpp messages.
@@ -174,7 +200,9 @@ pub fn format_duration(v: &Value) -> Result<String, Failure> {
     };
     match parse_date_interval(&spec) {
         Some(iv) => Ok(format_interval(iv.d, iv.h, iv.i, iv.s)),
-        None => Err(Failure::exc(format!("DateInterval::__construct(): Unknown or bad format ({spec})"))),
+        None => Err(Failure::exc(format!(
+            "DateInterval::__construct(): Unknown or bad format ({spec})"
+        ))),
     }
 }
 
@@ -241,7 +269,11 @@ fn period_token_len(b: &[u8]) -> usize {
         while j < b.len() && b[j].is_ascii_digit() {
             j += 1;
         }
-        if j > i && j < b.len() && b[j] == unit { Some(j + 1) } else { None }
+        if j > i && j < b.len() && b[j] == unit {
+            Some(j + 1)
+        } else {
+            None
+        }
     };
     for unit in [b'Y', b'M', b'W', b'D'] {
         if let Some(j) = num_then(i, unit) {
@@ -278,7 +310,10 @@ fn period_action(tok: &[u8]) -> Option<Interval> {
         while p < tok.len() && p - start < 12 && tok[p].is_ascii_digit() {
             p += 1;
         }
-        let nr: i64 = std::str::from_utf8(&tok[start..p]).ok()?.parse().unwrap_or(0);
+        let nr: i64 = std::str::from_utf8(&tok[start..p])
+            .ok()?
+            .parse()
+            .unwrap_or(0);
         match tok.get(p) {
             Some(b'Y') => iv.y = nr,
             Some(b'W') => iv.d += nr * 7,
@@ -303,13 +338,29 @@ fn combined(b: &[u8]) -> Option<(Interval, usize)> {
     }
     let shape = b"PDDDD-DD-DDTDD:DD:DD";
     for (k, &c) in shape.iter().enumerate() {
-        let ok = if c == b'D' { b[k].is_ascii_digit() } else { b[k] == c };
+        let ok = if c == b'D' {
+            b[k].is_ascii_digit()
+        } else {
+            b[k] == c
+        };
         if !ok {
             return None;
         }
     }
-    let n = |r: std::ops::Range<usize>| -> i64 { std::str::from_utf8(&b[r]).ok().and_then(|s| s.parse().ok()).unwrap_or(0) };
-    let iv = Interval { y: n(1..5), m: n(6..8), d: n(9..11), h: n(12..14), i: n(15..17), s: n(18..20) };
+    let n = |r: std::ops::Range<usize>| -> i64 {
+        std::str::from_utf8(&b[r])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let iv = Interval {
+        y: n(1..5),
+        m: n(6..8),
+        d: n(9..11),
+        h: n(12..14),
+        i: n(15..17),
+        s: n(18..20),
+    };
     if iv.m > 12 || iv.d > 31 || iv.h > 24 || iv.i > 59 || iv.s > 59 {
         return None;
     }
@@ -336,7 +387,11 @@ pub fn set_value_or_default(ctx: &mut Ctx, obj: &Value, label: &str, kind: Kind)
             Value::Array(a) if kind != Kind::Array => match a.first() {
                 Some(first) => first.clone(),
                 None => {
-                    ctx.notice(Notice::notice("Undefined offset: 0", "inc/commondbtm.class.php", 52));
+                    ctx.notice(Notice::e_notice(
+                        "Undefined offset: 0",
+                        "inc/commondbtm.class.php",
+                        52,
+                    ));
                     Value::Null
                 }
             },
@@ -358,9 +413,18 @@ pub fn set_value_or_default(ctx: &mut Ctx, obj: &Value, label: &str, kind: Kind)
 pub fn is_clean_duration(s: &str) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r"^(P(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?|\d{2}:\d{2}:\d{2})$").expect("static regex")
+        Regex::new(r"^(P(0+Y)?(0+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?|\d{2}:\d{2}:\d{2})$")
+            .expect("static regex")
     });
-    re.is_match(s) && s != "P" && !s.ends_with('T') && parse_date_interval(&hhmmss(s).map(|(h, m, x)| format!("PT{h}H{m}M{x}S")).unwrap_or_else(|| s.to_string())).is_some()
+    re.is_match(s)
+        && s != "P"
+        && !s.ends_with('T')
+        && parse_date_interval(
+            &hhmmss(s)
+                .map(|(h, m, x)| format!("PT{h}H{m}M{x}S"))
+                .unwrap_or_else(|| s.to_string()),
+        )
+        .is_some()
 }
 
 /// Display helper for messages about floats in strict findings.
@@ -381,10 +445,12 @@ mod tests {
     }
 
     fn vi(v: Value) -> Result<Option<i64>, String> {
-        validate_int(&mut ctx(), &v).map(|p| p.0).map_err(|e| match e {
-            Failure::Exception { message, .. } => message,
-            Failure::Fatal { message, .. } => format!("FATAL {message}"),
-        })
+        validate_int(&mut ctx(), &v)
+            .map(|p| p.0)
+            .map_err(|e| match e {
+                Failure::Exception { message, .. } => message,
+                Failure::Fatal { message, .. } => format!("FATAL {message}"),
+            })
     }
 
     #[test]
@@ -408,7 +474,10 @@ mod tests {
         assert_eq!(vi(json!(2.5)), Err("Invalid int : \"2.5\"".into()));
         assert_eq!(vi(json!("abc")), Err("Invalid int : \"abc\"".into()));
         assert_eq!(vi(json!([1])), Err("Invalid int : \"Array\"".into()));
-        assert_eq!(vi(json!("99999999999999999999")), Err("Invalid int : \"99999999999999999999\"".into()));
+        assert_eq!(
+            vi(json!("99999999999999999999")),
+            Err("Invalid int : \"99999999999999999999\"".into())
+        );
         assert!(vi(json!({"a": 1})).unwrap_err().starts_with("FATAL"));
     }
 
@@ -417,10 +486,16 @@ mod tests {
         let mut c = ctx();
         let u = "4C4C4544-0033-4A10-8051-FFFFFFFFFFFF";
         assert_eq!(validate_uuid(&mut c, &json!(u)), Ok(Some(u.to_string())));
-        assert_eq!(validate_uuid(&mut c, &json!(format!("{u}\n"))), Ok(Some(format!("{u}\n"))));
+        assert_eq!(
+            validate_uuid(&mut c, &json!(format!("{u}\n"))),
+            Ok(Some(format!("{u}\n")))
+        );
         assert_eq!(
             validate_uuid(&mut c, &json!(u.to_lowercase())),
-            Err(Failure::exc(format!("Invalid UUID : \"{}\"", u.to_lowercase())))
+            Err(Failure::exc(format!(
+                "Invalid UUID : \"{}\"",
+                u.to_lowercase()
+            )))
         );
         assert_eq!(validate_uuid(&mut c, &json!(null)), Ok(None));
         assert_eq!(validate_uuid(&mut c, &json!("0")), Ok(None));
@@ -429,7 +504,9 @@ mod tests {
         assert_eq!(validate_key(&mut c, &json!(k)), Ok(Some(k.to_string())));
         assert_eq!(
             validate_key(&mut c, &json!("0rv2v-2RYTX-NX4OW-7LARZ-KZQAJ")),
-            Err(Failure::exc("Invalid Key format : \"0rv2v-2RYTX-NX4OW-7LARZ-KZQAJ\""))
+            Err(Failure::exc(
+                "Invalid Key format : \"0rv2v-2RYTX-NX4OW-7LARZ-KZQAJ\""
+            ))
         );
         assert_eq!(validate_key(&mut c, &json!("")), Ok(None));
     }
@@ -437,17 +514,33 @@ mod tests {
     #[test]
     fn format_date_wants_ten_digits() {
         let mut c = ctx();
-        assert_eq!(format_date(&mut c, &json!(1483605762)), Ok("2017-01-05 08:42:42".into()));
-        assert_eq!(format_date(&mut c, &json!("1483605762")), Ok("2017-01-05 08:42:42".into()));
-        assert_eq!(format_date(&mut c, &json!(1483605762.0)), Ok("2017-01-05 08:42:42".into()));
-        assert_eq!(format_date(&mut c, &json!(0)), Err(Failure::exc("Date is not a valid unix timestamp : 0\"")));
+        assert_eq!(
+            format_date(&mut c, &json!(1483605762)),
+            Ok("2017-01-05 08:42:42".into())
+        );
+        assert_eq!(
+            format_date(&mut c, &json!("1483605762")),
+            Ok("2017-01-05 08:42:42".into())
+        );
+        assert_eq!(
+            format_date(&mut c, &json!(1483605762.0)),
+            Ok("2017-01-05 08:42:42".into())
+        );
+        assert_eq!(
+            format_date(&mut c, &json!(0)),
+            Err(Failure::exc("Date is not a valid unix timestamp : 0\""))
+        );
         assert_eq!(
             format_date(&mut c, &json!(14836057620_i64)),
-            Err(Failure::exc("Date is not a valid unix timestamp : 14836057620\""))
+            Err(Failure::exc(
+                "Date is not a valid unix timestamp : 14836057620\""
+            ))
         );
         assert_eq!(
             format_date(&mut c, &json!("2017-01-05")),
-            Err(Failure::exc("Date is not a valid unix timestamp : 2017-01-05\""))
+            Err(Failure::exc(
+                "Date is not a valid unix timestamp : 2017-01-05\""
+            ))
         );
     }
 
@@ -462,29 +555,72 @@ mod tests {
         assert_eq!(ok("P1Y2M3DT4H"), Ok("3d 04h 00m 00s".into()));
         assert_eq!(ok("P1W"), Ok("7d 00h 00m 00s".into()));
         assert_eq!(ok("P0000-00-01T02:03:04"), Ok("1d 02h 03m 04s".into()));
-        for bad in ["PT0H1.5M30S", "0:00:00", "P", "PT", "pt5s", "5", "", "P1S", "PT1D", "T5S"] {
+        for bad in [
+            "PT0H1.5M30S",
+            "0:00:00",
+            "P",
+            "PT",
+            "pt5s",
+            "5",
+            "",
+            "P1S",
+            "PT1D",
+            "T5S",
+        ] {
             assert_eq!(
                 ok(bad),
-                Err(Failure::exc(format!("DateInterval::__construct(): Unknown or bad format ({bad})"))),
+                Err(Failure::exc(format!(
+                    "DateInterval::__construct(): Unknown or bad format ({bad})"
+                ))),
                 "{bad}"
             );
         }
-        assert!(matches!(format_duration(&json!(["PT5S"])), Err(Failure::Exception { status: 500, .. })));
+        assert!(matches!(
+            format_duration(&json!(["PT5S"])),
+            Err(Failure::Exception { status: 500, .. })
+        ));
     }
 
     #[test]
     fn set_value_or_default_unwraps_and_defaults() {
         let mut c = ctx();
         let o = json!({"a": ["131"], "b": null, "c": 5, "d": []});
-        assert_eq!(set_value_or_default(&mut c, &o, "a", Kind::Integer), json!("131"));
-        assert_eq!(set_value_or_default(&mut c, &o, "a", Kind::Array), json!(["131"]));
-        assert_eq!(set_value_or_default(&mut c, &o, "b", Kind::Integer), json!(-1));
-        assert_eq!(set_value_or_default(&mut c, &o, "x", Kind::Str), json!("non-available"));
-        assert_eq!(set_value_or_default(&mut c, &o, "x", Kind::Duration), json!("0:00:00"));
-        assert_eq!(set_value_or_default(&mut c, &o, "x", Kind::Date), json!("1970-01-01T00:00:00Z"));
-        assert_eq!(set_value_or_default(&mut c, &o, "x", Kind::Timestamp), json!(0));
-        assert_eq!(set_value_or_default(&mut c, &o, "c", Kind::Integer), json!(5));
-        assert_eq!(set_value_or_default(&mut c, &o, "d", Kind::Integer), json!(null));
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "a", Kind::Integer),
+            json!("131")
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "a", Kind::Array),
+            json!(["131"])
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "b", Kind::Integer),
+            json!(-1)
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "x", Kind::Str),
+            json!("non-available")
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "x", Kind::Duration),
+            json!("0:00:00")
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "x", Kind::Date),
+            json!("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "x", Kind::Timestamp),
+            json!(0)
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "c", Kind::Integer),
+            json!(5)
+        );
+        assert_eq!(
+            set_value_or_default(&mut c, &o, "d", Kind::Integer),
+            json!(null)
+        );
         assert_eq!(c.notices.len(), 1);
     }
 
@@ -494,6 +630,8 @@ mod tests {
         assert!(is_clean_duration("00:00:05"));
         assert!(is_clean_duration("P1DT2H"));
         assert!(!is_clean_duration("P1Y"));
+        assert!(!is_clean_duration("P2M"));
+        assert!(is_clean_duration("P0Y0M0DT00H00M01S"));
         assert!(!is_clean_duration("PT5S "));
         assert!(!is_clean_duration("PT"));
     }

@@ -368,7 +368,10 @@ mod tests {
             Timeouts::default(),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/a, /nonexistent/b"), "{e}");
+        assert!(
+            e.to_string().contains("/nonexistent/a, /nonexistent/b"),
+            "{e}"
+        );
     }
 
     #[test]

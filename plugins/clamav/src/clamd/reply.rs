@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Clean);
         let r = parse_scan_reply("/tmp/a: b/eicar.com: Test.EICAR-NDB.UNOFFICIAL FOUND", None);
         assert_eq!(r.subject, "/tmp/a: b/eicar.com");
-        assert_eq!(r.verdict, Verdict::Found("Test.EICAR-NDB.UNOFFICIAL".into()));
+        assert_eq!(
+            r.verdict,
+            Verdict::Found("Test.EICAR-NDB.UNOFFICIAL".into())
+        );
         let r = parse_scan_reply(
             "/nonexistent: File path check failure: No such file or directory. ERROR",
             None,
@@ -183,7 +186,10 @@ mod tests {
         );
         let r = parse_scan_reply("INSTREAM size limit exceeded. ERROR", None);
         assert_eq!(r.subject, "");
-        assert_eq!(r.verdict, Verdict::Error("INSTREAM size limit exceeded".into()));
+        assert_eq!(
+            r.verdict,
+            Verdict::Error("INSTREAM size limit exceeded".into())
+        );
         let r = parse_scan_reply("fd[12]: Eicar-Signature FOUND", None);
         assert_eq!(r.subject, "fd[12]");
         let r = parse_scan_reply("/x/fifo: Not supported file type ERROR", None);

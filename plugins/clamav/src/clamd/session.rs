@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::conn::{ReplyReader, Stream, encode_command};
-use super::{Client, ClamdError, Endpoint, reply};
+use super::{ClamdError, Client, Endpoint, reply};
 
 /// A reply inside a session.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,7 @@ use armadito_plugin_api::model::{
     ScanResult,
 };
 
-use crate::clamd::{Client, ClamdError, Stream};
+use crate::clamd::{ClamdError, Client, Stream};
 use crate::settings::ScanMode;
 use crate::timeutil;
 pub use walk::{Job, Outcome, WalkEvent, WalkOptions};
@@ -390,7 +390,11 @@ impl Aggregator {
 pub fn detection_id(start_time: i64, path: &str, threat: &str) -> String {
     format!(
         "clamav-scan-{:016x}",
-        crate::fnv64(&[&start_time.to_le_bytes(), path.as_bytes(), threat.as_bytes()])
+        crate::fnv64(&[
+            &start_time.to_le_bytes(),
+            path.as_bytes(),
+            threat.as_bytes()
+        ])
     )
 }
 
@@ -405,9 +409,15 @@ mod tests {
             paths: vec!["/".into()],
             ..Default::default()
         };
-        assert!(matches!(request_roots(&req), Err(ScanError::InvalidRequest(_))));
+        assert!(matches!(
+            request_roots(&req),
+            Err(ScanError::InvalidRequest(_))
+        ));
         let req = ScanRequest::default();
-        assert!(matches!(request_roots(&req), Err(ScanError::InvalidRequest(_))));
+        assert!(matches!(
+            request_roots(&req),
+            Err(ScanError::InvalidRequest(_))
+        ));
         let req = ScanRequest {
             paths: vec!["relative/x".into()],
             ..Default::default()

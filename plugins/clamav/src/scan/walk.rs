@@ -208,10 +208,7 @@ impl Walker<'_> {
                                 Ok(m) if !self.visited.insert((m.dev(), m.ino())) => continue,
                                 Ok(_) => {}
                                 Err(e) => {
-                                    self.send(WalkEvent::Done(Outcome::error(
-                                        &path,
-                                        io_text(&e),
-                                    )));
+                                    self.send(WalkEvent::Done(Outcome::error(&path, io_text(&e))));
                                     continue;
                                 }
                             }
@@ -305,7 +302,10 @@ impl Walker<'_> {
         };
         let ft = meta.file_type();
         if ft.is_dir() {
-            return self.visited.insert((meta.dev(), meta.ino())).then_some(real);
+            return self
+                .visited
+                .insert((meta.dev(), meta.ino()))
+                .then_some(real);
         }
         if ft.is_file() {
             self.file(link.to_path_buf(), real, Some(&meta));
@@ -328,7 +328,7 @@ mod tests {
             out.push(e);
             true
         });
-        out.sort_by(|a, b| key(a).cmp(&key(b)));
+        out.sort_by_key(key);
         out
     }
 
@@ -364,10 +364,13 @@ mod tests {
         symlink(t.join("missing"), t.join("broken")).unwrap();
         symlink(t, t.join("sub/loop")).unwrap();
 
-        let events = collect(&[t.to_path_buf()], WalkOptions {
-            recursive: true,
-            ..Default::default()
-        });
+        let events = collect(
+            &[t.to_path_buf()],
+            WalkOptions {
+                recursive: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(files(&events), vec!["a.txt", "b.txt"]);
         let ignored: Vec<_> = events
             .iter()
@@ -381,14 +384,20 @@ mod tests {
         assert_eq!(ignored, vec!["broken", "dir-out", "link-out"]);
 
         // Following: the outside file is scanned by its real path, the loop ends.
-        let events = collect(&[t.to_path_buf()], WalkOptions {
-            recursive: true,
-            follow_symlinks: true,
-            ..Default::default()
-        });
+        let events = collect(
+            &[t.to_path_buf()],
+            WalkOptions {
+                recursive: true,
+                follow_symlinks: true,
+                ..Default::default()
+            },
+        );
         let mut names = files(&events);
         names.sort();
-        assert_eq!(names, vec!["a.txt", "b.txt", "link-in", "link-out", "secret"]);
+        assert_eq!(
+            names,
+            vec!["a.txt", "b.txt", "link-in", "link-out", "secret"]
+        );
         let link_out = events
             .iter()
             .find_map(|e| match e {

@@ -422,7 +422,9 @@ mod tests {
     #[test]
     fn access_denied_variants() {
         assert!(is_access_denied("Access denied"));
-        assert!(is_access_denied("File path check failure: Permission denied"));
+        assert!(is_access_denied(
+            "File path check failure: Permission denied"
+        ));
         assert!(is_access_denied("lstat() failed: Operation not permitted"));
         assert!(!is_access_denied(
             "File path check failure: No such file or directory"
@@ -432,12 +434,21 @@ mod tests {
     #[test]
     fn verdicts_map_to_file_status() {
         let p = Path::new("/x");
-        assert_eq!(outcome_of(p, Verdict::Clean, None).status, FileStatus::Clean);
+        assert_eq!(
+            outcome_of(p, Verdict::Clean, None).status,
+            FileStatus::Clean
+        );
         let o = outcome_of(p, Verdict::Found("Eicar".into()), None);
-        assert_eq!((o.status, o.threat.as_deref()), (FileStatus::Malware, Some("Eicar")));
+        assert_eq!(
+            (o.status, o.threat.as_deref()),
+            (FileStatus::Malware, Some("Eicar"))
+        );
         let o = outcome_of(p, Verdict::Error("Boom".into()), Some("FILDES"));
         assert_eq!(o.message.as_deref(), Some("Boom (via FILDES)"));
-        assert_eq!(outcome_of(p, Verdict::Excluded, None).status, FileStatus::Ignored);
+        assert_eq!(
+            outcome_of(p, Verdict::Excluded, None).status,
+            FileStatus::Ignored
+        );
         assert_eq!(
             outcome_of(p, Verdict::Other("??".into()), None).status,
             FileStatus::Error

@@ -41,7 +41,11 @@ impl Plugin for Example {
         })
     }
 
-    fn scan(&self, request: ScanRequest, progress: &Progress<'_>) -> Result<ScanResult, PluginError> {
+    fn scan(
+        &self,
+        request: ScanRequest,
+        progress: &Progress<'_>,
+    ) -> Result<ScanResult, PluginError> {
         let mut result = ScanResult::default();
         for path in &request.paths {
             if progress.is_cancelled() {

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use armadito_plugin_api::serde_json::{Value, json};
 use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry,
+    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, Detail,
     Detection, Host, Plugin, PluginError, Progress, ScanProgress, ScanRequest, ScanResult,
     export_plugin,
 };
@@ -20,6 +20,8 @@ fn build_tag() -> String {
 
 pub struct Example2 {
     config: Mutex<Vec<ConfigEntry>>,
+    /// The settings given to `new`, echoed in `state().details` for tests.
+    settings: Value,
 }
 
 impl Plugin for Example2 {
@@ -44,6 +46,7 @@ impl Plugin for Example2 {
         host.info(format!("example2 {} starting with {settings}", build_tag()));
         Ok(Example2 {
             config: Mutex::new(vec![ConfigEntry::new("MaxFileSize", 1024)]),
+            settings,
         })
     }
 
@@ -51,15 +54,28 @@ impl Plugin for Example2 {
         Ok(BackendState {
             product_name: "Example2".into(),
             product_version: build_tag(),
+            details: vec![Detail::new("settings", self.settings.clone())],
             ..BackendState::default()
         })
     }
 
     /// Emits `options.steps` (default 3) progress events, sleeping `options.step_ms` between
     /// them, and stops early on cancel.
-    fn scan(&self, request: ScanRequest, progress: &Progress<'_>) -> Result<ScanResult, PluginError> {
-        let steps = request.options.get("steps").and_then(Value::as_u64).unwrap_or(3);
-        let step_ms = request.options.get("step_ms").and_then(Value::as_u64).unwrap_or(0);
+    fn scan(
+        &self,
+        request: ScanRequest,
+        progress: &Progress<'_>,
+    ) -> Result<ScanResult, PluginError> {
+        let steps = request
+            .options
+            .get("steps")
+            .and_then(Value::as_u64)
+            .unwrap_or(3);
+        let step_ms = request
+            .options
+            .get("step_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let mut result = ScanResult::default();
         for i in 0..steps {
             if !progress.report(&ScanProgress {
@@ -77,7 +93,11 @@ impl Plugin for Example2 {
     }
 
     fn alerts(&self, query: AlertsQuery) -> Result<AlertsPage, PluginError> {
-        let start: u64 = query.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let start: u64 = query
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let detections = (start..start + 2)
             .map(|i| Detection {
                 id: i.to_string(),
@@ -93,11 +113,18 @@ impl Plugin for Example2 {
     }
 
     fn config_get(&self) -> Result<Vec<ConfigEntry>, PluginError> {
-        Ok(self.config.lock().map_err(|_| PluginError::internal("poisoned"))?.clone())
+        Ok(self
+            .config
+            .lock()
+            .map_err(|_| PluginError::internal("poisoned"))?
+            .clone())
     }
 
     fn config_set(&self, entries: Vec<ConfigEntry>) -> Result<ConfigApplyReport, PluginError> {
-        let mut config = self.config.lock().map_err(|_| PluginError::internal("poisoned"))?;
+        let mut config = self
+            .config
+            .lock()
+            .map_err(|_| PluginError::internal("poisoned"))?;
         let applied = entries.iter().map(|e| e.attr.clone()).collect();
         *config = entries;
         Ok(ConfigApplyReport {
@@ -107,7 +134,12 @@ impl Plugin for Example2 {
         })
     }
 
-    fn invoke(&self, method: &str, args: Value, progress: &Progress<'_>) -> Result<Value, PluginError> {
+    fn invoke(
+        &self,
+        method: &str,
+        args: Value,
+        progress: &Progress<'_>,
+    ) -> Result<Value, PluginError> {
         match method {
             "echo" => Ok(args),
             "count" => {

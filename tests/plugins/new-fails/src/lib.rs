@@ -14,7 +14,9 @@ impl Plugin for NewFails {
     }
 
     fn new(_host: Host, _settings: Value) -> Result<Self, PluginError> {
-        Err(PluginError::unavailable("product not installed: /nonexistent/clamd.ctl"))
+        Err(PluginError::unavailable(
+            "product not installed: /nonexistent/clamd.ctl",
+        ))
     }
 }
 

@@ -13,7 +13,11 @@ impl Plugin for Panics {
     const VERSION: &'static str = "0.1.0";
 
     fn capabilities() -> Capabilities {
-        Capabilities { state: true, scan: true, ..Capabilities::default() }
+        Capabilities {
+            state: true,
+            scan: true,
+            ..Capabilities::default()
+        }
     }
 
     fn new(_host: Host, _settings: Value) -> Result<Self, PluginError> {
@@ -21,10 +25,17 @@ impl Plugin for Panics {
     }
 
     fn state(&self) -> Result<BackendState, PluginError> {
-        Ok(BackendState { product_name: "Panics".into(), ..BackendState::default() })
+        Ok(BackendState {
+            product_name: "Panics".into(),
+            ..BackendState::default()
+        })
     }
 
-    fn scan(&self, _request: ScanRequest, _progress: &Progress<'_>) -> Result<ScanResult, PluginError> {
+    fn scan(
+        &self,
+        _request: ScanRequest,
+        _progress: &Progress<'_>,
+    ) -> Result<ScanResult, PluginError> {
         panic!("boom in scan");
     }
 }

@@ -13,7 +13,11 @@ impl Plugin for Segfaults {
     const VERSION: &'static str = "0.1.0";
 
     fn capabilities() -> Capabilities {
-        Capabilities { state: true, scan: true, ..Capabilities::default() }
+        Capabilities {
+            state: true,
+            scan: true,
+            ..Capabilities::default()
+        }
     }
 
     fn new(_host: Host, _settings: Value) -> Result<Self, PluginError> {
@@ -21,10 +25,17 @@ impl Plugin for Segfaults {
     }
 
     fn state(&self) -> Result<BackendState, PluginError> {
-        Ok(BackendState { product_name: "Segfaults".into(), ..BackendState::default() })
+        Ok(BackendState {
+            product_name: "Segfaults".into(),
+            ..BackendState::default()
+        })
     }
 
-    fn scan(&self, _request: ScanRequest, _progress: &Progress<'_>) -> Result<ScanResult, PluginError> {
+    fn scan(
+        &self,
+        _request: ScanRequest,
+        _progress: &Progress<'_>,
+    ) -> Result<ScanResult, PluginError> {
         // SAFETY: none; crashing the process is the point of this plugin.
         unsafe { std::ptr::null_mut::<u64>().write_volatile(0xdead) };
         Ok(ScanResult::default())

@@ -13,7 +13,13 @@ const FILE: &str = "inc/agent.class.php";
 
 /// MySQL's complaint when a `'` breaks the concatenated antivirus query.
 fn sql_syntax_error(fullname: &str) -> String {
-    let near: String = fullname.splitn(2, '\'').nth(1).unwrap_or("").chars().take(80).collect();
+    let near: String = fullname
+        .split_once('\'')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .chars()
+        .take(80)
+        .collect();
     format!(
         "You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '{near}'' at line 1"
     )
@@ -23,7 +29,11 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, j: &Value) -> Result<String, Failure> {
     // 2. key format (falsy keys slip through as '').
     let key = validate_key(ctx, at(j, &["task", "obj", "key"]))?.unwrap_or_default();
     // 3. key exists and is not in the dustbin.
-    let Some(kidx) = db.keys.iter().position(|k| !k.is_deleted && ci_eq(&k.value, &key)) else {
+    let Some(kidx) = db
+        .keys
+        .iter()
+        .position(|k| !k.is_deleted && ci_eq(&k.value, &key))
+    else {
         return Err(Failure::exc("Enrollment key not found in database"));
     };
     // 4. expiry (usable up to and including the expiration second).
@@ -32,7 +42,9 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, j: &Value) -> Result<String, Failure> {
     }
     // 5. remaining uses.
     if db.keys[kidx].use_counter <= 0 {
-        return Err(Failure::exc("Your enrollment key reached its maximum usage count."));
+        return Err(Failure::exc(
+            "Your enrollment key reached its maximum usage count.",
+        ));
     }
     // 6. consumed here, before anything else can fail.
     db.keys[kidx].use_counter -= 1;
@@ -49,10 +61,18 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, j: &Value) -> Result<String, Failure> {
     if uuid.is_empty() {
         ctx.violation("enrollment without uuid creates an agent with uuid ''");
     }
-    let computers_id = db.computers.iter().find(|c| ci_eq(&c.uuid, &uuid)).map(|c| c.id).unwrap_or(-1);
+    let computers_id = db
+        .computers
+        .iter()
+        .find(|c| ci_eq(&c.uuid, &uuid))
+        .map(|c| c.id)
+        .unwrap_or(-1);
     // 10. antivirus upsert through a concatenated query.
     if fullname.contains('\'') {
-        return Err(Failure::exc(format!("Error isAlreadyEnrolled : {}", sql_syntax_error(&fullname))));
+        return Err(Failure::exc(format!(
+            "Error isAlreadyEnrolled : {}",
+            sql_syntax_error(&fullname)
+        )));
     }
     let av_id = db.upsert_antivirus(&name, &osname, &version, &fullname);
     // 11. agent upsert by UUID.
@@ -95,5 +115,7 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, j: &Value) -> Result<String, Failure> {
     }
     db.materialize_pending_jobs(agent_id);
     // 14. exact bytes.
-    Ok(format!("{{\"agent_id\": {agent_id},\"scheduler_id\": {scheduler_id}}}"))
+    Ok(format!(
+        "{{\"agent_id\": {agent_id},\"scheduler_id\": {scheduler_id}}}"
+    ))
 }

@@ -7,14 +7,23 @@ use sha2::{Digest, Sha256};
 use super::Settings;
 use super::common::{at, foreach, set_agent_from_json};
 use crate::double::db::{AlertRow, Db};
-use crate::double::php::{Ctx, Failure, Notice, Pv, intval, loose_eq, to_php_string, truncate_chars};
+use crate::double::php::{
+    Ctx, Failure, Notice, Pv, intval, loose_eq, to_php_string, truncate_chars,
+};
 use crate::double::validate::{Kind, format_date, set_value_or_default};
 
 const FILE: &str = "inc/alert.class.php";
 
 /// `computeChecksum()`: sha256 of `name;filepath;local time;agent_id;av_id;`.
-pub fn checksum(threat_name: &str, filepath: &str, detection_time_local: &str, agent_id: &str, antivirus_id: i64) -> String {
-    let input = format!("{threat_name};{filepath};{detection_time_local};{agent_id};{antivirus_id};");
+pub fn checksum(
+    threat_name: &str,
+    filepath: &str,
+    detection_time_local: &str,
+    agent_id: &str,
+    antivirus_id: i64,
+) -> String {
+    let input =
+        format!("{threat_name};{filepath};{detection_time_local};{agent_id};{antivirus_id};");
     let digest = Sha256::digest(input.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -30,21 +39,33 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, settings: &Settings, j: &Value) -> Resul
     let alerts_v = at(obj, &["alerts"]);
     if ctx.strict {
         match alerts_v {
-            Value::Array(a) if a.is_empty() => ctx.violation("empty alerts array (PHP notice in a 200 body); send nothing instead"),
+            Value::Array(a) if a.is_empty() => {
+                ctx.violation("empty alerts array (PHP notice in a 200 body); send nothing instead")
+            }
             Value::Array(_) => {}
             other => ctx.violation(format!("task.obj.alerts must be an array, got {other}")),
         }
-        if let Some(v) = &top_job {
-            if !v.is_i64() {
-                ctx.violation(format!("task.obj.job_id must be a JSON integer, got {v}"));
-            }
+        if let Some(v) = &top_job
+            && !v.is_i64()
+        {
+            ctx.violation(format!("task.obj.job_id must be a JSON integer, got {v}"));
         }
     }
     let items: Vec<Value> = if alerts_v.is_null() {
-        ctx.notice(Notice::notice("Undefined property: stdClass::$alerts", FILE, 96));
-        foreach(ctx, &Value::Null, FILE, 98).into_iter().cloned().collect()
+        ctx.notice(Notice::e_notice(
+            "Undefined property: stdClass::$alerts",
+            FILE,
+            96,
+        ));
+        foreach(ctx, &Value::Null, FILE, 98)
+            .into_iter()
+            .cloned()
+            .collect()
     } else {
-        foreach(ctx, alerts_v, FILE, 98).into_iter().cloned().collect()
+        foreach(ctx, alerts_v, FILE, 98)
+            .into_iter()
+            .cloned()
+            .collect()
     };
 
     let mut last_detection: Option<(i64, String)> = None;
@@ -55,11 +76,15 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, settings: &Settings, j: &Value) -> Resul
         if ctx.strict {
             strict_alert(ctx, alert, top_job.as_ref());
         }
-        let name = to_php_string(ctx, &set_value_or_default(ctx, alert, "name", Kind::Str), FILE, 120)?;
-        let filepath = to_php_string(ctx, &set_value_or_default(ctx, alert, "filepath", Kind::Str), FILE, 121)?;
-        let action = to_php_string(ctx, &set_value_or_default(ctx, alert, "action", Kind::Str), FILE, 122)?;
-        let info = to_php_string(ctx, &set_value_or_default(ctx, alert, "info", Kind::Str), FILE, 123)?;
-        let module_name = to_php_string(ctx, &set_value_or_default(ctx, alert, "module_name", Kind::Str), FILE, 124)?;
+        let field = |ctx: &mut Ctx, label: &str, line: u32| -> Result<String, Failure> {
+            let v = set_value_or_default(ctx, alert, label, Kind::Str);
+            to_php_string(ctx, &v, FILE, line)
+        };
+        let name = field(ctx, "name", 120)?;
+        let filepath = field(ctx, "filepath", 121)?;
+        let action = field(ctx, "action", 122)?;
+        let info = field(ctx, "info", 123)?;
+        let module_name = field(ctx, "module_name", 124)?;
         let dt = set_value_or_default(ctx, alert, "detection_time", Kind::Timestamp);
         let detection_time = format_date(ctx, &dt)?;
         let sum = checksum(&name, &filepath, &detection_time, &agent_id.concat(), av);
@@ -72,17 +97,25 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, settings: &Settings, j: &Value) -> Resul
                 _ => Value::from(0),
             },
         };
-        let job_positive = !loose_eq(&Pv::of(&job_v), &Pv::Int(0)) && intval(&job_v).unwrap_or(0) > 0;
+        let job_positive =
+            !loose_eq(&Pv::of(&job_v), &Pv::Int(0)) && intval(&job_v).unwrap_or(0) > 0;
         let scan_id: Option<i64> = if job_positive {
             let jid = intval(&job_v).unwrap_or(0);
-            db.scans.iter().find(|s| s.plugin_armadito_jobs_id == jid).map(|s| s.id)
+            db.scans
+                .iter()
+                .find(|s| s.plugin_armadito_jobs_id == jid)
+                .map(|s| s.id)
         } else {
             Some(0)
         };
 
         last_detection = Some((agent_id.sql(), detection_time.clone()));
         // 3. global dedup by checksum (case-insensitive collation).
-        if db.alerts.iter().any(|a| a.checksum.eq_ignore_ascii_case(&sum)) {
+        if db
+            .alerts
+            .iter()
+            .any(|a| a.checksum.eq_ignore_ascii_case(&sum))
+        {
             continue;
         }
         let scan_id = match scan_id {
@@ -121,7 +154,7 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, settings: &Settings, j: &Value) -> Resul
         }
         None => {
             if quirks.empty_alerts_notice {
-                ctx.notice(Notice::notice("Undefined variable: alert", FILE, 142));
+                ctx.notice(Notice::e_notice("Undefined variable: alert", FILE, 142));
             }
         }
     }
@@ -135,19 +168,26 @@ fn strict_alert(ctx: &mut Ctx, alert: &Value, top_job: Option<&Value>) {
     }
     match at(alert, &["detection_time"]) {
         Value::Number(n) if n.is_i64() => {}
-        other => ctx.violation(format!("detection_time must be a JSON integer (unix seconds), got {other}")),
+        other => ctx.violation(format!(
+            "detection_time must be a JSON integer (unix seconds), got {other}"
+        )),
     }
-    for f in ["name", "filepath", "action", "module_name"] {
+    // name and filepath feed the dedup checksum; action/module_name/info
+    // are optional and default to non-available on purpose.
+    for f in ["name", "filepath", "action", "module_name", "info"] {
         match at(alert, &[f]) {
             Value::String(_) => {}
-            Value::Null => ctx.violation(format!("alert field {f} missing (stored as non-available)")),
+            Value::Null if f == "name" || f == "filepath" => ctx.violation(format!(
+                "alert field {f} missing (stored as non-available, and part of the dedup checksum)"
+            )),
+            Value::Null => {}
             other => ctx.violation(format!("alert field {f} must be a string, got {other}")),
         }
     }
-    if let Value::String(p) = at(alert, &["filepath"]) {
-        if p.chars().count() > 255 {
-            ctx.violation("alert filepath longer than 255 characters is truncated");
-        }
+    if let Value::String(p) = at(alert, &["filepath"])
+        && p.chars().count() > 255
+    {
+        ctx.violation("alert filepath longer than 255 characters is truncated");
     }
     if let Some(per) = alert.get("job_id").filter(|v| !v.is_null()) {
         let top = top_job.cloned().unwrap_or(Value::from(0));

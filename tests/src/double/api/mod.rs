@@ -14,6 +14,8 @@ mod scans;
 mod states;
 mod strict;
 
+pub use alerts::checksum;
+
 use serde_json::Value;
 
 use super::Quirks;
@@ -125,19 +127,33 @@ fn headers(set: HeaderSet) -> Vec<(String, String)> {
     let mut h: Vec<(String, String)> = vec![
         ("X-Powered-By".into(), "PHP/7.2.34".into()),
         ("Expires".into(), "Thu, 19 Nov 1981 08:52:00 GMT".into()),
-        ("Cache-Control".into(), "no-store, no-cache, must-revalidate".into()),
+        (
+            "Cache-Control".into(),
+            "no-store, no-cache, must-revalidate".into(),
+        ),
         ("Pragma".into(), "no-cache".into()),
-        ("Set-Cookie".into(), format!("glpi_8ac3914e6e7da6d3bc9a8dbc49d5d1b9={}; path=/glpi; HttpOnly", session_id())),
+        (
+            "Set-Cookie".into(),
+            format!(
+                "glpi_8ac3914e6e7da6d3bc9a8dbc49d5d1b9={}; path=/glpi; HttpOnly",
+                session_id()
+            ),
+        ),
     ];
     if matches!(set, HeaderSet::Plugin | HeaderSet::FatalHtml) {
-        h.push(("server-type".into(), format!("glpi/armadito {PLUGIN_VERSION}")));
+        h.push((
+            "server-type".into(),
+            format!("glpi/armadito {PLUGIN_VERSION}"),
+        ));
     }
     match set {
         HeaderSet::Plugin | HeaderSet::NoSession => {
             h.push(("Content-Type".into(), "application/json".into()));
             h.push(("X-ArmaditoPlugin-Version".into(), PLUGIN_VERSION.into()));
         }
-        HeaderSet::FatalHtml | HeaderSet::Bare => h.push(("Content-Type".into(), "text/html; charset=UTF-8".into())),
+        HeaderSet::FatalHtml | HeaderSet::Bare => {
+            h.push(("Content-Type".into(), "text/html; charset=UTF-8".into()))
+        }
     }
     h
 }
@@ -147,7 +163,9 @@ fn session_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..26).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..26)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// `writeHttpErrorResponse`'s body: the message is **not** escaped (§1.5)
@@ -175,15 +193,31 @@ fn render(ctx: &Ctx, result: Result<String, Failure>, quirks: &Quirks) -> ApiRes
     match result {
         Ok(s) => {
             body.push_str(&s);
-            ApiResponse { status: 200, headers: headers(HeaderSet::Plugin), body: body.into_bytes() }
+            ApiResponse {
+                status: 200,
+                headers: headers(HeaderSet::Plugin),
+                body: body.into_bytes(),
+            }
         }
         Err(Failure::Exception { status, message }) => {
             body.push_str(&error_body(&message, quirks));
-            ApiResponse { status, headers: headers(HeaderSet::Plugin), body: body.into_bytes() }
+            ApiResponse {
+                status,
+                headers: headers(HeaderSet::Plugin),
+                body: body.into_bytes(),
+            }
         }
-        Err(Failure::Fatal { message, file, line }) => {
+        Err(Failure::Fatal {
+            message,
+            file,
+            line,
+        }) => {
             body.push_str(&fatal_html(&message, file, line));
-            ApiResponse { status: 200, headers: headers(HeaderSet::FatalHtml), body: body.into_bytes() }
+            ApiResponse {
+                status: 200,
+                headers: headers(HeaderSet::FatalHtml),
+                body: body.into_bytes(),
+            }
         }
     }
 }
@@ -199,7 +233,11 @@ fn csrf_page(referer_ok: bool) -> ApiResponse {
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"fr\">\n<head>\n<meta charset=\"utf-8\">\n<title>GLPI</title>\n</head>\n<body>\n<div class='center'><br><br><img src='/glpi/pics/warning.png' alt='Warning'><br><br>\n<span class='b'>{msg}</span></div>\n</body>\n</html>\n"
     );
-    ApiResponse { status: 200, headers: headers(HeaderSet::Bare), body: body.into_bytes() }
+    ApiResponse {
+        status: 200,
+        headers: headers(HeaderSet::Bare),
+        body: body.into_bytes(),
+    }
 }
 
 /// PHP's `$_GET[name]`: last occurrence wins, `name[]` makes an array,
@@ -218,7 +256,10 @@ pub fn php_query_get(query: Option<&str>, name: &str) -> Option<Value> {
             Some(i) if k[i..].contains(']') => (&k[..i], true),
             _ => (k, false),
         };
-        let base: String = base.chars().map(|c| if c == '.' || c == ' ' { '_' } else { c }).collect();
+        let base: String = base
+            .chars()
+            .map(|c| if c == '.' || c == ' ' { '_' } else { c })
+            .collect();
         if base != name {
             continue;
         }
@@ -242,7 +283,9 @@ fn url_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(x) => {
                         out.push(x);
@@ -271,41 +314,62 @@ pub fn handle(db: &mut Db, settings: &Settings, req: &ApiRequest) -> Handled {
 
     if req.method.eq_ignore_ascii_case("POST") && !req.body.is_empty() {
         let ct = req.content_type.unwrap_or("").to_ascii_lowercase();
-        if ct.starts_with("application/x-www-form-urlencoded") || ct.starts_with("multipart/form-data") {
+        if ct.starts_with("application/x-www-form-urlencoded")
+            || ct.starts_with("multipart/form-data")
+        {
             ctx.violation(format!("{label}: form Content-Type {ct:?} triggers GLPI's CSRF check; send application/json"));
             let referer_ok = req.referer.map(|r| r.contains("/glpi/")).unwrap_or(false);
-            return Handled { response: csrf_page(referer_ok), violations: ctx.violations };
+            return Handled {
+                response: csrf_page(referer_ok),
+                violations: ctx.violations,
+            };
         }
     }
 
     // jobs: GET branch iff `agent_id` is in the query string, whatever the method.
-    if req.endpoint == Endpoint::Jobs {
-        if let Some(agent) = php_query_get(req.query, "agent_id") {
-            db.contact_counter += 1;
-            if !req.method.eq_ignore_ascii_case("GET") {
-                ctx.violation(format!("{label}: job fetch with method {} (only works because the plugin ignores the method)", req.method));
-            }
-            let result = jobs::get_jobs(&mut ctx, db, settings, &agent);
-            let response = render(&ctx, result, quirks);
-            return Handled { response, violations: ctx.violations };
+    if req.endpoint == Endpoint::Jobs
+        && let Some(agent) = php_query_get(req.query, "agent_id")
+    {
+        db.contact_counter += 1;
+        if !req.method.eq_ignore_ascii_case("GET") {
+            ctx.violation(format!(
+                "{label}: job fetch with method {} (only works because the plugin ignores the method)",
+                req.method
+            ));
         }
+        let result = jobs::get_jobs(&mut ctx, db, settings, &agent);
+        let response = render(&ctx, result, quirks);
+        return Handled {
+            response,
+            violations: ctx.violations,
+        };
     }
 
     if php_empty(req.body) {
-        if matches!(req.endpoint, Endpoint::AvConfigs | Endpoint::Schedulers) && req.method.eq_ignore_ascii_case("GET") {
-            if let Some(body) = config::server_defined(db, req.endpoint, req.query) {
-                db.contact_counter += 1;
-                return Handled { response: render(&ctx, Ok(body), quirks), violations: ctx.violations };
-            }
+        if matches!(req.endpoint, Endpoint::AvConfigs | Endpoint::Schedulers)
+            && req.method.eq_ignore_ascii_case("GET")
+            && let Some(body) = config::server_defined(db, req.endpoint, req.query)
+        {
+            db.contact_counter += 1;
+            return Handled {
+                response: render(&ctx, Ok(body), quirks),
+                violations: ctx.violations,
+            };
         }
         if req.body == b"0" {
             ctx.violation(format!("{label}: body \"0\" is treated as empty by PHP"));
         } else if req.method.eq_ignore_ascii_case("POST") {
-            ctx.violation(format!("{label}: POST without body (a 301 turned into GET/empty POST?)"));
+            ctx.violation(format!(
+                "{label}: POST without body (a 301 turned into GET/empty POST?)"
+            ));
         }
         let response = if req.endpoint == Endpoint::Alerts {
             // else-branch calls the undefined writeErrorResponse(): PHP fatal, 500, empty body.
-            ApiResponse { status: 500, headers: headers(HeaderSet::Bare), body: Vec::new() }
+            ApiResponse {
+                status: 500,
+                headers: headers(HeaderSet::Bare),
+                body: Vec::new(),
+            }
         } else {
             ApiResponse {
                 status: 400,
@@ -313,21 +377,32 @@ pub fn handle(db: &mut Db, settings: &Settings, req: &ApiRequest) -> Handled {
                 body: error_body("Invalid request sent to plugin index", quirks).into_bytes(),
             }
         };
-        return Handled { response, violations: ctx.violations };
+        return Handled {
+            response,
+            violations: ctx.violations,
+        };
     }
 
     db.contact_counter += 1;
     if settings.strict {
         let ct = req.content_type.unwrap_or("").to_ascii_lowercase();
         if !ct.starts_with("application/json") {
-            ctx.violation(format!("{label}: Content-Type {ct:?} instead of application/json"));
+            ctx.violation(format!(
+                "{label}: Content-Type {ct:?} instead of application/json"
+            ));
         }
     }
     let json = match json_decode(req.body) {
         Ok(v) => v,
         Err(msg) => {
-            let r = Err(Failure::Exception { status: 400, message: format!("Json parsing error : {msg}") });
-            return Handled { response: render(&ctx, r, quirks), violations: ctx.violations };
+            let r = Err(Failure::Exception {
+                status: 400,
+                message: format!("Json parsing error : {msg}"),
+            });
+            return Handled {
+                response: render(&ctx, r, quirks),
+                violations: ctx.violations,
+            };
         }
     };
     strict::envelope(&mut ctx, &label, req.endpoint, &json);
@@ -344,10 +419,19 @@ pub fn handle(db: &mut Db, settings: &Settings, req: &ApiRequest) -> Handled {
     let violations = ctx
         .violations
         .iter()
-        .map(|v| if v.starts_with(&label) { v.clone() } else { format!("{label}: {v}") })
+        .map(|v| {
+            if v.starts_with(&label) {
+                v.clone()
+            } else {
+                format!("{label}: {v}")
+            }
+        })
         .collect();
     let response = render(&ctx, result, quirks);
-    Handled { response, violations }
+    Handled {
+        response,
+        violations,
+    }
 }
 
 #[cfg(test)]
@@ -356,13 +440,31 @@ mod tests {
 
     #[test]
     fn query_parsing_is_php_like() {
-        assert_eq!(php_query_get(Some("agent_id=2"), "agent_id"), Some(Value::from("2")));
-        assert_eq!(php_query_get(Some("agent_id=2&antivirus=A&agent_id=3"), "agent_id"), Some(Value::from("3")));
-        assert_eq!(php_query_get(Some("agent_id"), "agent_id"), Some(Value::from("")));
-        assert_eq!(php_query_get(Some("agent.id=%202"), "agent_id"), Some(Value::from(" 2")));
-        assert_eq!(php_query_get(Some("agent_id[]=1"), "agent_id"), Some(serde_json::json!(["1"])));
+        assert_eq!(
+            php_query_get(Some("agent_id=2"), "agent_id"),
+            Some(Value::from("2"))
+        );
+        assert_eq!(
+            php_query_get(Some("agent_id=2&antivirus=A&agent_id=3"), "agent_id"),
+            Some(Value::from("3"))
+        );
+        assert_eq!(
+            php_query_get(Some("agent_id"), "agent_id"),
+            Some(Value::from(""))
+        );
+        assert_eq!(
+            php_query_get(Some("agent.id=%202"), "agent_id"),
+            Some(Value::from(" 2"))
+        );
+        assert_eq!(
+            php_query_get(Some("agent_id[]=1"), "agent_id"),
+            Some(serde_json::json!(["1"]))
+        );
         assert_eq!(php_query_get(Some("x=1"), "agent_id"), None);
         assert_eq!(php_query_get(None, "agent_id"), None);
-        assert_eq!(php_query_get(Some("agent_id=a%2"), "agent_id"), Some(Value::from("a%2")));
+        assert_eq!(
+            php_query_get(Some("agent_id=a%2"), "agent_id"),
+            Some(Value::from("a%2"))
+        );
     }
 }

@@ -7,7 +7,9 @@ use super::common::at;
 use crate::double::db::Db;
 use crate::double::php::time::{fmt_datetime, mysql_datetime, strtotime};
 use crate::double::php::{Ctx, Failure, intval, to_php_string};
-use crate::double::validate::{Kind, format_duration, is_clean_duration, set_value_or_default, validate_int};
+use crate::double::validate::{
+    Kind, format_duration, is_clean_duration, set_value_or_default, validate_int,
+};
 
 const FILE: &str = "inc/scan.class.php";
 
@@ -39,7 +41,11 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, j: &Value) -> Result<String, Failure> {
 
     let job_id = intval(&job_id_v);
     let mut matched = 0;
-    for s in db.scans.iter_mut().filter(|s| Some(s.plugin_armadito_jobs_id) == job_id) {
+    for s in db
+        .scans
+        .iter_mut()
+        .filter(|s| Some(s.plugin_armadito_jobs_id) == job_id)
+    {
         matched += 1;
         s.start_time = Some(start.clone());
         s.end_time = Some(end.clone());
@@ -50,7 +56,9 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, j: &Value) -> Result<String, Failure> {
         s.progress = intval(&progress);
     }
     if matched == 0 {
-        ctx.violation(format!("scan result for job_id {job_id_v} matched no scans row (answered 200 anyway)"));
+        ctx.violation(format!(
+            "scan result for job_id {job_id_v} matched no scans row (answered 200 anyway)"
+        ));
     }
     Ok(String::new())
 }
@@ -67,17 +75,24 @@ fn strict_checks(ctx: &mut Ctx, obj: &Value) {
         )),
         other => ctx.violation(format!("duration must be a string, got {other}")),
     }
-    for name in ["progress", "malware_count", "suspicious_count", "scanned_count"] {
+    for name in [
+        "progress",
+        "malware_count",
+        "suspicious_count",
+        "scanned_count",
+    ] {
         match at(obj, &[name]) {
             Value::Number(n) if n.is_i64() => {}
-            Value::Null => ctx.violation(format!("{name} missing (stored as -1; every post overwrites all columns)")),
+            Value::Null => ctx.violation(format!(
+                "{name} missing (stored as -1; every post overwrites all columns)"
+            )),
             other => ctx.violation(format!("{name} must be a JSON integer, got {other}")),
         }
     }
-    if let Some(p) = at(obj, &["progress"]).as_i64() {
-        if !(0..=100).contains(&p) {
-            ctx.violation(format!("progress {p} outside 0..=100"));
-        }
+    if let Some(p) = at(obj, &["progress"]).as_i64()
+        && !(0..=100).contains(&p)
+    {
+        ctx.violation(format!("progress {p} outside 0..=100"));
     }
     match at(obj, &["start_time"]) {
         Value::Null => {}
@@ -87,7 +102,9 @@ fn strict_checks(ctx: &mut Ctx, obj: &Value) {
     match at(obj, &["end_time"]) {
         Value::Null => {}
         Value::String(s) if is_mysql_literal(s) => {}
-        other => ctx.violation(format!("end_time {other} is stored raw; send \"YYYY-MM-DD HH:MM:SS\" (UTC)")),
+        other => ctx.violation(format!(
+            "end_time {other} is stored raw; send \"YYYY-MM-DD HH:MM:SS\" (UTC)"
+        )),
     }
 }
 

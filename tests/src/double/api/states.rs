@@ -45,13 +45,26 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, settings: &Settings, j: &Value) -> Resul
         let ts_v = set_value_or_default(ctx, m, "mod_update_timestamp", Kind::Timestamp);
         let name = truncate_chars(&to_php_string(ctx, &name_v, MODULE_FILE, 61)?, 255);
         let status = truncate_chars(&to_php_string(ctx, &status_v, MODULE_FILE, 62)?, 255);
-        let last_update = php_date_ts(ctx, &ts_v, MODULE_FILE, 63).map(fmt_datetime).unwrap_or_else(|| ZERO_DATETIME.into());
-        modules.push(Module { name, status, last_update });
+        let last_update = php_date_ts(ctx, &ts_v, MODULE_FILE, 63)
+            .map(fmt_datetime)
+            .unwrap_or_else(|| ZERO_DATETIME.into());
+        modules.push(Module {
+            name,
+            status,
+            last_update,
+        });
     }
 
     // EAV of avdetails (varchar(255) values).
-    let entries = eav_entries(ctx, &avdetails, ValueColumn::Varchar255, "inc/stateavdetail.class.php")?;
-    let stateavdetails_id = db.stateavdetails.perform_optimized_insertion(agent_id, av, &entries);
+    let entries = eav_entries(
+        ctx,
+        &avdetails,
+        ValueColumn::Varchar255,
+        "inc/stateavdetail.class.php",
+    )?;
+    let stateavdetails_id = db
+        .stateavdetails
+        .perform_optimized_insertion(agent_id, av, &entries);
 
     // Module rows: insert once; the UPDATE binds parameters in the wrong
     // order and never matches (quirk `module_update_noop`).
@@ -89,7 +102,11 @@ pub fn post(ctx: &mut Ctx, db: &mut Db, settings: &Settings, j: &Value) -> Resul
 
     let update_status = truncate_chars(&update_status, 255);
     let service_status = truncate_chars(&service_status, 255);
-    match db.states.iter_mut().find(|s| s.plugin_armadito_agents_id == agent_id) {
+    match db
+        .states
+        .iter_mut()
+        .find(|s| s.plugin_armadito_agents_id == agent_id)
+    {
         Some(s) => {
             s.plugin_armadito_stateavdetails_id = stateavdetails_id;
             s.plugin_armadito_stateupdatedetails_id = stateupdatedetails_id;
@@ -123,11 +140,15 @@ fn strict_checks(ctx: &mut Ctx, obj: &Value, dbinfo: &Value) {
     }
     match at(dbinfo, &["global_update_timestamp"]) {
         Value::Number(n) if n.is_i64() => {}
-        other => ctx.violation(format!("dbinfo.global_update_timestamp must be a JSON integer (unix seconds), got {other}")),
+        other => ctx.violation(format!(
+            "dbinfo.global_update_timestamp must be a JSON integer (unix seconds), got {other}"
+        )),
     }
     match at(dbinfo, &["global_status"]) {
         Value::String(_) => {}
-        other => ctx.violation(format!("dbinfo.global_status must be a string, got {other}")),
+        other => ctx.violation(format!(
+            "dbinfo.global_status must be a string, got {other}"
+        )),
     }
     if let Value::Array(mods) = at(dbinfo, &["modules"]) {
         for m in mods {

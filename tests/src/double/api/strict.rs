@@ -13,7 +13,11 @@ pub fn is_clean_int(v: &Value) -> bool {
         Value::Number(n) => n.is_i64(),
         Value::String(s) => {
             let t = s.strip_prefix('-').unwrap_or(s);
-            t == "0" || (!t.is_empty() && !t.starts_with('0') && t.bytes().all(|c| c.is_ascii_digit()) && t.len() < 19)
+            t == "0"
+                || (!t.is_empty()
+                    && !t.starts_with('0')
+                    && t.bytes().all(|c| c.is_ascii_digit())
+                    && t.len() < 19)
         }
         _ => false,
     }
@@ -30,20 +34,29 @@ pub fn envelope(ctx: &mut Ctx, label: &str, ep: Endpoint, j: &Value) {
     }
     let agent_id = at(j, &["agent_id"]);
     if !is_clean_int(agent_id) {
-        ctx.violation(format!("{label}: agent_id must be an integer, got {agent_id}"));
+        ctx.violation(format!(
+            "{label}: agent_id must be an integer, got {agent_id}"
+        ));
     } else if ep != Endpoint::Agents {
-        let n = agent_id.as_i64().or_else(|| agent_id.as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
+        let n = agent_id
+            .as_i64()
+            .or_else(|| agent_id.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0);
         if n <= 0 {
             ctx.violation(format!("{label}: agent_id {n} means \"not enrolled\""));
         }
     }
     match at(j, &["agent_version"]) {
         Value::String(s) if !s.is_empty() => {}
-        other => ctx.violation(format!("{label}: agent_version missing or not a string ({other})")),
+        other => ctx.violation(format!(
+            "{label}: agent_version missing or not a string ({other})"
+        )),
     }
     let uuid = at(j, &["uuid"]);
     if !strict_uuid(uuid) {
-        ctx.violation(format!("{label}: uuid must match ^[A-Z0-9]{{8}}-…-[A-Z0-9]{{12}}$ exactly, got {uuid}"));
+        ctx.violation(format!(
+            "{label}: uuid must match ^[A-Z0-9]{{8}}-…-[A-Z0-9]{{12}}$ exactly, got {uuid}"
+        ));
     }
     if !at(j, &["task"]).is_object() {
         ctx.violation(format!("{label}: task object missing"));
@@ -51,8 +64,14 @@ pub fn envelope(ctx: &mut Ctx, label: &str, ep: Endpoint, j: &Value) {
     if ep == Endpoint::Agents {
         for (path, what) in [
             (&["task", "antivirus", "name"][..], "task.antivirus.name"),
-            (&["task", "antivirus", "version"][..], "task.antivirus.version"),
-            (&["task", "antivirus", "os_info", "name"][..], "task.antivirus.os_info.name"),
+            (
+                &["task", "antivirus", "version"][..],
+                "task.antivirus.version",
+            ),
+            (
+                &["task", "antivirus", "os_info", "name"][..],
+                "task.antivirus.os_info.name",
+            ),
         ] {
             match at(j, path) {
                 Value::String(s) if !s.is_empty() => {}

@@ -59,7 +59,12 @@ impl EavTable {
 
     /// `performOptimizedInsertion()` for agent `agent` with antivirus `av`;
     /// returns the id of the agent's marker row (first one, any antivirus).
-    pub fn perform_optimized_insertion(&mut self, agent: i64, av: i64, entries: &[EavEntry]) -> i64 {
+    pub fn perform_optimized_insertion(
+        &mut self,
+        agent: i64,
+        av: i64,
+        entries: &[EavEntry],
+    ) -> i64 {
         for e in entries {
             let agent_exists = self.find(&e.attr, av, agent).is_some();
             let base = self.find(&e.attr, av, 0);
@@ -76,7 +81,9 @@ impl EavTable {
                 });
             } else if agent_exists {
                 for r in self.rows.iter_mut().filter(|r| {
-                    r.plugin_armadito_agents_id == agent && r.plugin_armadito_antiviruses_id == av && ci_eq(&r.type_, &e.attr)
+                    r.plugin_armadito_agents_id == agent
+                        && r.plugin_armadito_antiviruses_id == av
+                        && ci_eq(&r.type_, &e.attr)
                 }) {
                     r.value = e.stored.clone();
                 }
@@ -87,13 +94,16 @@ impl EavTable {
             }
         }
         // Marker upsert.
-        let has_marker = self
-            .rows
-            .iter()
-            .any(|r| r.plugin_armadito_agents_id == agent && r.plugin_armadito_antiviruses_id == av && r.type_ == MARKER);
+        let has_marker = self.rows.iter().any(|r| {
+            r.plugin_armadito_agents_id == agent
+                && r.plugin_armadito_antiviruses_id == av
+                && r.type_ == MARKER
+        });
         if has_marker {
             for r in self.rows.iter_mut().filter(|r| {
-                r.plugin_armadito_agents_id == agent && r.plugin_armadito_antiviruses_id == av && r.type_ == MARKER
+                r.plugin_armadito_agents_id == agent
+                    && r.plugin_armadito_antiviruses_id == av
+                    && r.type_ == MARKER
             }) {
                 r.value = Some("1".into());
             }
@@ -116,13 +126,20 @@ impl EavTable {
     /// the marker is not part of the configuration.
     pub fn effective(&self, agent: i64, av: i64) -> Vec<(String, Option<String>)> {
         let mut out: Vec<(String, Option<String>)> = Vec::new();
-        for r in self.rows.iter().filter(|r| r.plugin_armadito_agents_id == 0 && r.plugin_armadito_antiviruses_id == av) {
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.plugin_armadito_agents_id == 0 && r.plugin_armadito_antiviruses_id == av)
+        {
             if out.iter().any(|(k, _)| ci_eq(k, &r.type_)) {
                 continue;
             }
             let value = match self.find(&r.type_, av, agent) {
                 Some(o) => o.value.clone(),
-                None => self.find(&r.type_, av, 0).map(|b| b.value.clone()).unwrap_or_else(|| r.value.clone()),
+                None => self
+                    .find(&r.type_, av, 0)
+                    .map(|b| b.value.clone())
+                    .unwrap_or_else(|| r.value.clone()),
             };
             out.push((r.type_.clone(), value));
         }
@@ -137,7 +154,11 @@ mod tests {
 
     fn e(attr: &str, v: Value) -> EavEntry {
         let stored = crate::double::php::scalar_to_string(&v).filter(|_| !v.is_null());
-        EavEntry { attr: attr.into(), raw: v, stored }
+        EavEntry {
+            attr: attr.into(),
+            raw: v,
+            stored,
+        }
     }
 
     #[test]
@@ -149,13 +170,37 @@ mod tests {
         // agent 3: same a, different b → one override
         let m3 = t.perform_optimized_insertion(3, 1, &[e("a", json!("x")), e("b", json!(2))]);
         assert_eq!(m3, 5);
-        assert_eq!(t.effective(3, 1), vec![("a".into(), Some("x".into())), ("b".into(), Some("2".into()))]);
-        assert_eq!(t.effective(2, 1), vec![("a".into(), Some("x".into())), ("b".into(), Some("1".into()))]);
+        assert_eq!(
+            t.effective(3, 1),
+            vec![
+                ("a".into(), Some("x".into())),
+                ("b".into(), Some("2".into()))
+            ]
+        );
+        assert_eq!(
+            t.effective(2, 1),
+            vec![
+                ("a".into(), Some("x".into())),
+                ("b".into(), Some("1".into()))
+            ]
+        );
         // agent 3 changes b again → UPDATE, then back to base → DELETE
         t.perform_optimized_insertion(3, 1, &[e("b", json!(7))]);
-        assert_eq!(t.rows.iter().filter(|r| r.plugin_armadito_agents_id == 3).count(), 2);
+        assert_eq!(
+            t.rows
+                .iter()
+                .filter(|r| r.plugin_armadito_agents_id == 3)
+                .count(),
+            2
+        );
         t.perform_optimized_insertion(3, 1, &[e("b", json!("1"))]);
-        assert_eq!(t.rows.iter().filter(|r| r.plugin_armadito_agents_id == 3).count(), 1);
+        assert_eq!(
+            t.rows
+                .iter()
+                .filter(|r| r.plugin_armadito_agents_id == 3)
+                .count(),
+            1
+        );
         // PHP 7: 0 == "x" is true, so 0 is considered equal to the base "x"
         t.perform_optimized_insertion(3, 1, &[e("a", json!(0))]);
         assert_eq!(t.effective(3, 1)[0], ("a".into(), Some("x".into())));

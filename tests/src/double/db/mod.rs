@@ -113,8 +113,18 @@ impl Db {
     }
 
     /// Antivirus upsert by `fullname` (§3.1 step 10).
-    pub fn upsert_antivirus(&mut self, name: &str, osname: &str, version: &str, fullname: &str) -> i64 {
-        if let Some(av) = self.antiviruses.iter_mut().find(|a| ci_eq(&a.fullname, fullname)) {
+    pub fn upsert_antivirus(
+        &mut self,
+        name: &str,
+        osname: &str,
+        version: &str,
+        fullname: &str,
+    ) -> i64 {
+        if let Some(av) = self
+            .antiviruses
+            .iter_mut()
+            .find(|a| ci_eq(&a.fullname, fullname))
+        {
             av.name = name.into();
             av.osname = osname.into();
             av.version = version.into();
@@ -144,10 +154,19 @@ impl Db {
             s.plugin_armadito_agents_id = agent_id;
             s.id
         };
-        if let Some(s) = self.schedulers.iter_mut().find(|s| s.plugin_armadito_agents_id == agent_id) {
+        if let Some(s) = self
+            .schedulers
+            .iter_mut()
+            .find(|s| s.plugin_armadito_agents_id == agent_id)
+        {
             return reset(s);
         }
-        if let Some(s) = self.schedulers.iter_mut().filter(|s| !s.is_used).min_by_key(|s| s.id) {
+        if let Some(s) = self
+            .schedulers
+            .iter_mut()
+            .filter(|s| !s.is_used)
+            .min_by_key(|s| s.id)
+        {
             return reset(s);
         }
         let id = self.alloc("schedulers");
@@ -165,7 +184,13 @@ impl Db {
     // ---- admin side -------------------------------------------------------
 
     /// UI "add enrollment key".
-    pub fn create_key(&mut self, value: &str, use_counter: i64, now: i64, expires_in_secs: i64) -> Result<i64, AdminError> {
+    pub fn create_key(
+        &mut self,
+        value: &str,
+        use_counter: i64,
+        now: i64,
+        expires_in_secs: i64,
+    ) -> Result<i64, AdminError> {
         if use_counter < 0 {
             return Err(AdminError::Invalid("use_counter must be >= 0".into()));
         }
@@ -198,16 +223,28 @@ impl Db {
     /// like the FI inventory hook does.
     pub fn create_computer(&mut self, name: &str, uuid: &str) -> i64 {
         let id = self.alloc("computers");
-        self.computers.push(ComputerRow { id, name: name.into(), uuid: uuid.into() });
+        self.computers.push(ComputerRow {
+            id,
+            name: name.into(),
+            uuid: uuid.into(),
+        });
         for a in self.agents.iter_mut().filter(|a| ci_eq(&a.uuid, uuid)) {
             a.computers_id = id;
         }
         id
     }
 
-    pub fn create_scanconfig(&mut self, name: &str, path: &str, options: &str, av: i64) -> Result<i64, AdminError> {
+    pub fn create_scanconfig(
+        &mut self,
+        name: &str,
+        path: &str,
+        options: &str,
+        av: i64,
+    ) -> Result<i64, AdminError> {
         if self.scanconfigs.iter().any(|s| ci_eq(&s.scan_name, name)) {
-            return Err(AdminError::Conflict(format!("scan_name {name:?} already exists")));
+            return Err(AdminError::Conflict(format!(
+                "scan_name {name:?} already exists"
+            )));
         }
         let id = self.alloc("scanconfigs");
         self.scanconfigs.push(ScanConfigRow {
@@ -221,7 +258,12 @@ impl Db {
         Ok(id)
     }
 
-    pub fn update_scanconfig(&mut self, id: i64, path: &str, options: &str) -> Result<(), AdminError> {
+    pub fn update_scanconfig(
+        &mut self,
+        id: i64,
+        path: &str,
+        options: &str,
+    ) -> Result<(), AdminError> {
         let s = self
             .scanconfigs
             .iter_mut()
@@ -243,8 +285,15 @@ impl Db {
 
     /// Massive action "Scan" (`processMassiveActionNewScan`), with its
     /// antivirus match rule.
-    pub fn create_job(&mut self, agent_id: i64, scanconfig_id: i64, priority: u8) -> Result<i64, AdminError> {
-        let agent = self.agent(agent_id).ok_or_else(|| AdminError::NotFound(format!("agent {agent_id}")))?;
+    pub fn create_job(
+        &mut self,
+        agent_id: i64,
+        scanconfig_id: i64,
+        priority: u8,
+    ) -> Result<i64, AdminError> {
+        let agent = self
+            .agent(agent_id)
+            .ok_or_else(|| AdminError::NotFound(format!("agent {agent_id}")))?;
         let av = agent.plugin_armadito_antiviruses_id;
         let sc = self
             .scanconfigs
@@ -297,8 +346,17 @@ impl Db {
     }
 
     /// A queued job whose wire `obj` is served verbatim (bad-input tests).
-    pub fn create_raw_job(&mut self, agent_id: i64, job_type: &str, priority_db: &str, obj_json_raw: &str) -> i64 {
-        let av = self.agent(agent_id).map(|a| a.plugin_armadito_antiviruses_id).unwrap_or(0);
+    pub fn create_raw_job(
+        &mut self,
+        agent_id: i64,
+        job_type: &str,
+        priority_db: &str,
+        obj_json_raw: &str,
+    ) -> i64 {
+        let av = self
+            .agent(agent_id)
+            .map(|a| a.plugin_armadito_antiviruses_id)
+            .unwrap_or(0);
         let id = self.insert_job(agent_id, av, job_type, priority_db);
         self.raw_job_objs.insert(id, obj_json_raw.to_string());
         id
@@ -306,9 +364,13 @@ impl Db {
 
     /// UI "Cancel" (only from `queued`); epoch times like `downloaded`.
     pub fn cancel_job(&mut self, job_id: i64) -> Result<(), AdminError> {
-        let j = self.job_mut(job_id).ok_or_else(|| AdminError::NotFound(format!("job {job_id}")))?;
+        let j = self
+            .job_mut(job_id)
+            .ok_or_else(|| AdminError::NotFound(format!("job {job_id}")))?;
         if j.job_status != "queued" {
-            return Err(AdminError::Conflict("You cannot cancel a job already downloaded.".into()));
+            return Err(AdminError::Conflict(
+                "You cannot cancel a job already downloaded.".into(),
+            ));
         }
         j.job_status = "cancelled".into();
         j.start_time = fmt_datetime(0);
@@ -319,7 +381,9 @@ impl Db {
 
     /// UI "put in dustbin" for a job (ignored by GET jobs unless fixed).
     pub fn trash_job(&mut self, job_id: i64) -> Result<(), AdminError> {
-        let j = self.job_mut(job_id).ok_or_else(|| AdminError::NotFound(format!("job {job_id}")))?;
+        let j = self
+            .job_mut(job_id)
+            .ok_or_else(|| AdminError::NotFound(format!("job {job_id}")))?;
         j.is_deleted = true;
         Ok(())
     }
@@ -342,7 +406,11 @@ impl Db {
         if before == self.agents.len() {
             return Err(AdminError::NotFound(format!("agent {agent_id}")));
         }
-        for s in self.schedulers.iter_mut().filter(|s| s.plugin_armadito_agents_id == agent_id) {
+        for s in self
+            .schedulers
+            .iter_mut()
+            .filter(|s| s.plugin_armadito_agents_id == agent_id)
+        {
             s.plugin_armadito_agents_id = -1;
             s.is_used = false;
         }
@@ -351,14 +419,25 @@ impl Db {
 
     /// Creates the jobs queued with `--job` for an agent that just enrolled.
     pub fn materialize_pending_jobs(&mut self, agent_id: i64) {
-        let Some(av) = self.agent(agent_id).map(|a| a.plugin_armadito_antiviruses_id) else { return };
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_jobs).into_iter().partition(|p| p.agent_id == agent_id);
+        let Some(av) = self
+            .agent(agent_id)
+            .map(|a| a.plugin_armadito_antiviruses_id)
+        else {
+            return;
+        };
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_jobs)
+            .into_iter()
+            .partition(|p| p.agent_id == agent_id);
         self.pending_jobs = rest;
         for p in mine {
             let existing = self
                 .scanconfigs
                 .iter()
-                .find(|s| s.plugin_armadito_antiviruses_id == av && s.scan_path == p.path && s.scan_options == p.options)
+                .find(|s| {
+                    s.plugin_armadito_antiviruses_id == av
+                        && s.scan_path == p.path
+                        && s.scan_options == p.options
+                })
                 .map(|s| s.id);
             let sc = match existing {
                 Some(id) => id,

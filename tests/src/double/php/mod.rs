@@ -34,12 +34,22 @@ pub struct Notice {
 }
 
 impl Notice {
-    pub fn notice(message: impl Into<String>, file: &'static str, line: u32) -> Notice {
-        Notice { level: NoticeLevel::Notice, message: message.into(), file, line }
+    pub fn e_notice(message: impl Into<String>, file: &'static str, line: u32) -> Notice {
+        Notice {
+            level: NoticeLevel::Notice,
+            message: message.into(),
+            file,
+            line,
+        }
     }
 
-    pub fn warning(message: impl Into<String>, file: &'static str, line: u32) -> Notice {
-        Notice { level: NoticeLevel::Warning, message: message.into(), file, line }
+    pub fn e_warning(message: impl Into<String>, file: &'static str, line: u32) -> Notice {
+        Notice {
+            level: NoticeLevel::Warning,
+            message: message.into(),
+            file,
+            line,
+        }
     }
 
     /// HTML exactly as GLPI 9.3's debug handler prints it (§1.5).
@@ -63,17 +73,28 @@ pub enum Failure {
     Exception { status: u16, message: String },
     /// An uncaught PHP `Error` (TypeError, call on null…): with
     /// `display_errors=On` PHP prints it as HTML and answers **200** (Addendum 1).
-    Fatal { message: String, file: &'static str, line: u32 },
+    Fatal {
+        message: String,
+        file: &'static str,
+        line: u32,
+    },
 }
 
 impl Failure {
     /// The usual case: any exception ends in HTTP 500.
     pub fn exc(message: impl Into<String>) -> Failure {
-        Failure::Exception { status: 500, message: message.into() }
+        Failure::Exception {
+            status: 500,
+            message: message.into(),
+        }
     }
 
     pub fn fatal(message: impl Into<String>, file: &'static str, line: u32) -> Failure {
-        Failure::Fatal { message: message.into(), file, line }
+        Failure::Fatal {
+            message: message.into(),
+            file,
+            line,
+        }
     }
 }
 
@@ -89,7 +110,12 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(strict: bool, now: i64) -> Ctx {
-        Ctx { notices: Vec::new(), violations: Vec::new(), strict, now }
+        Ctx {
+            notices: Vec::new(),
+            violations: Vec::new(),
+            strict,
+            now,
+        }
     }
 
     pub fn notice(&mut self, n: Notice) {
@@ -113,10 +139,15 @@ impl Ctx {
 ///
 /// Arrays become `"Array"` with a notice; objects cannot be converted and
 /// raise an uncaught `Error` (fatal).
-pub fn to_php_string(ctx: &mut Ctx, v: &Value, file: &'static str, line: u32) -> Result<String, Failure> {
+pub fn to_php_string(
+    ctx: &mut Ctx,
+    v: &Value,
+    file: &'static str,
+    line: u32,
+) -> Result<String, Failure> {
     match v {
         Value::Array(_) => {
-            ctx.notice(Notice::notice("Array to string conversion", file, line));
+            ctx.notice(Notice::e_notice("Array to string conversion", file, line));
             Ok("Array".to_string())
         }
         Value::Object(_) => Err(Failure::fatal(
@@ -153,7 +184,11 @@ pub fn float_to_string(f: f64) -> String {
         return if f > 0.0 { "INF".into() } else { "-INF".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // 14 significant digits.
     let sci = format!("{:.13e}", f); // d.ddddddddddddde[-]x
@@ -166,7 +201,7 @@ pub fn float_to_string(f: f64) -> String {
     let digits = digits.trim_end_matches('0');
     let digits = if digits.is_empty() { "0" } else { digits };
     let sign = if negative { "-" } else { "" };
-    if exp < -4 || exp >= 14 {
+    if !(-4..14).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         let rest = if rest.is_empty() { "0" } else { rest };
         let esign = if exp < 0 { '-' } else { '+' };
@@ -227,7 +262,12 @@ pub fn numeric_prefix(s: &str) -> NumPrefix {
         }
     }
     if int_digits + frac_digits == 0 {
-        return NumPrefix { value: 0.0, int_value: Some(0), whole: false, found: false };
+        return NumPrefix {
+            value: 0.0,
+            int_value: Some(0),
+            whole: false,
+            found: false,
+        };
     }
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
         let mut j = i + 1;
@@ -245,8 +285,17 @@ pub fn numeric_prefix(s: &str) -> NumPrefix {
     }
     let text = &s[start..i];
     let value: f64 = text.parse().unwrap_or(0.0);
-    let int_value = if is_int { text.parse::<i64>().ok() } else { None };
-    NumPrefix { value, int_value, whole: i == b.len(), found: true }
+    let int_value = if is_int {
+        text.parse::<i64>().ok()
+    } else {
+        None
+    };
+    NumPrefix {
+        value,
+        int_value,
+        whole: i == b.len(),
+        found: true,
+    }
 }
 
 /// PHP 7 `is_numeric()` on a string.
@@ -257,7 +306,9 @@ pub fn is_numeric_str(s: &str) -> bool {
 
 /// `zend_dval_to_lval`: out-of-range doubles become 0 on PHP 7 / 64 bit.
 fn dval_to_lval(d: f64) -> i64 {
-    if !d.is_finite() || d >= 9.223_372_036_854_775_807e18 || d < -9.223_372_036_854_775_808e18 {
+    // i64::MAX as f64 rounds up to 2^63, which is already out of range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !d.is_finite() || !(-LIMIT..LIMIT).contains(&d) {
         0
     } else {
         d.trunc() as i64
@@ -269,7 +320,10 @@ pub fn intval(v: &Value) -> Option<i64> {
     match v {
         Value::Null => None,
         Value::Bool(b) => Some(*b as i64),
-        Value::Number(n) => Some(n.as_i64().unwrap_or_else(|| dval_to_lval(n.as_f64().unwrap_or(0.0)))),
+        Value::Number(n) => Some(
+            n.as_i64()
+                .unwrap_or_else(|| dval_to_lval(n.as_f64().unwrap_or(0.0))),
+        ),
         Value::String(s) => Some(str_to_long(s)),
         Value::Array(a) => Some(!a.is_empty() as i64),
         Value::Object(_) => Some(1),
@@ -384,12 +438,16 @@ pub fn loose_eq(a: &Pv, b: &Pv) -> bool {
 
 /// Result of `json_decode()` mapped to PHP's `json_last_error_msg()` texts.
 pub fn json_decode(body: &[u8]) -> Result<Value, &'static str> {
-    let text = std::str::from_utf8(body).map_err(|_| "Malformed UTF-8 characters, possibly incorrectly encoded")?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| "Malformed UTF-8 characters, possibly incorrectly encoded")?;
     let v: Value = serde_json::from_str(text).map_err(|e| {
         let m = e.to_string();
         if m.contains("control character") {
             "Control character error, possibly incorrectly encoded"
-        } else if m.contains("surrogate") || m.contains("unicode code point") {
+        } else if m.contains("surrogate")
+            || m.contains("unicode code point")
+            || m.contains("end of hex escape")
+        {
             "Single unpaired UTF-16 surrogate in unicode escape"
         } else if m.contains("recursion limit") {
             "Maximum stack depth exceeded"
@@ -406,7 +464,9 @@ pub fn json_decode(body: &[u8]) -> Result<Value, &'static str> {
 /// PHP refuses object keys starting with NUL when decoding to `stdClass`.
 fn has_invalid_property_name(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| k.starts_with('\0') || has_invalid_property_name(v)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.starts_with('\0') || has_invalid_property_name(v)),
         Value::Array(a) => a.iter().any(has_invalid_property_name),
         _ => false,
     }
@@ -487,9 +547,18 @@ mod tests {
     #[test]
     fn json_errors_use_php_messages() {
         assert_eq!(json_decode(b"{").unwrap_err(), "Syntax error");
-        assert_eq!(json_decode(b"{\"a\":\"\xff\"}").unwrap_err(), "Malformed UTF-8 characters, possibly incorrectly encoded");
-        assert_eq!(json_decode(b"{\"a\":\"\x01\"}").unwrap_err(), "Control character error, possibly incorrectly encoded");
-        assert_eq!(json_decode(b"{\"a\":\"\\ud800\"}").unwrap_err(), "Single unpaired UTF-16 surrogate in unicode escape");
+        assert_eq!(
+            json_decode(b"{\"a\":\"\xff\"}").unwrap_err(),
+            "Malformed UTF-8 characters, possibly incorrectly encoded"
+        );
+        assert_eq!(
+            json_decode(b"{\"a\":\"\x01\"}").unwrap_err(),
+            "Control character error, possibly incorrectly encoded"
+        );
+        assert_eq!(
+            json_decode(b"{\"a\":\"\\ud800\"}").unwrap_err(),
+            "Single unpaired UTF-16 surrogate in unicode escape"
+        );
         assert!(json_decode(b" {\"a\": 1} ").is_ok());
     }
 

@@ -45,13 +45,23 @@ pub fn to_tm(ts: i64) -> Tm {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    Tm { year, month, day, hour: (secs / 3600) as u32, min: (secs % 3600 / 60) as u32, sec: (secs % 60) as u32 }
+    Tm {
+        year,
+        month,
+        day,
+        hour: (secs / 3600) as u32,
+        min: (secs % 3600 / 60) as u32,
+        sec: (secs % 60) as u32,
+    }
 }
 
 /// `date("Y-m-d H:i:s", ts)` in UTC.
 pub fn fmt_datetime(ts: i64) -> String {
     let t = to_tm(ts);
-    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year, t.month, t.day, t.hour, t.min, t.sec)
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.min, t.sec
+    )
 }
 
 /// The zero date MySQL stores for unusable DATETIME input under `sql_mode=''`.
@@ -98,7 +108,10 @@ impl<'a> Cur<'a> {
             self.i = start;
             return None;
         }
-        std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.b[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
     fn done(&self) -> bool {
         self.i >= self.b.len()
@@ -126,7 +139,10 @@ pub fn strtotime(s: &str, now: i64) -> Option<i64> {
     if s.eq_ignore_ascii_case("now") {
         return Some(now);
     }
-    let mut c = Cur { b: s.as_bytes(), i: 0 };
+    let mut c = Cur {
+        b: s.as_bytes(),
+        i: 0,
+    };
     let year = c.digits(4, 4)? as i64;
     if !c.eat(b'-') {
         return None;
@@ -163,7 +179,10 @@ pub fn strtotime(s: &str, now: i64) -> Option<i64> {
     while c.eat(b' ') {}
     if !c.done() {
         let rest = std::str::from_utf8(&c.b[c.i..]).ok()?;
-        if rest.eq_ignore_ascii_case("z") || rest.eq_ignore_ascii_case("utc") || rest.eq_ignore_ascii_case("gmt") {
+        if rest.eq_ignore_ascii_case("z")
+            || rest.eq_ignore_ascii_case("utc")
+            || rest.eq_ignore_ascii_case("gmt")
+        {
             offset = 0;
         } else {
             let sign = match rest.as_bytes().first() {
@@ -205,7 +224,11 @@ pub fn mysql_datetime(s: &str) -> String {
         let mo = n(rest..rest + 2);
         let d = n(rest + 2..rest + 4);
         let (h, mi, se) = if has_time {
-            (n(rest + 4..rest + 6), n(rest + 6..rest + 8), n(rest + 8..rest + 10))
+            (
+                n(rest + 4..rest + 6),
+                n(rest + 6..rest + 8),
+                n(rest + 8..rest + 10),
+            )
         } else {
             (0, 0, 0)
         };
@@ -213,8 +236,14 @@ pub fn mysql_datetime(s: &str) -> String {
     }
     let mut c = Cur { b, i: 0 };
     let start = c.i;
-    let Some(yv) = c.digits(1, 4) else { return ZERO_DATETIME.into() };
-    let y = if c.i - start <= 2 { two_digit_year(yv) } else { yv as i64 };
+    let Some(yv) = c.digits(1, 4) else {
+        return ZERO_DATETIME.into();
+    };
+    let y = if c.i - start <= 2 {
+        two_digit_year(yv)
+    } else {
+        yv as i64
+    };
     let punct = |c: &mut Cur| match c.peek() {
         Some(p) if p.is_ascii_punctuation() => {
             c.i += 1;
@@ -225,22 +254,26 @@ pub fn mysql_datetime(s: &str) -> String {
     if !punct(&mut c) {
         return ZERO_DATETIME.into();
     }
-    let Some(mo) = c.digits(1, 2) else { return ZERO_DATETIME.into() };
+    let Some(mo) = c.digits(1, 2) else {
+        return ZERO_DATETIME.into();
+    };
     if !punct(&mut c) {
         return ZERO_DATETIME.into();
     }
-    let Some(d) = c.digits(1, 2) else { return ZERO_DATETIME.into() };
+    let Some(d) = c.digits(1, 2) else {
+        return ZERO_DATETIME.into();
+    };
     let (mut h, mut mi, mut se) = (0, 0, 0);
-    if c.eat(b'T') || c.eat(b' ') {
-        if let Some(hv) = c.digits(1, 2) {
-            h = hv;
+    if (c.eat(b'T') || c.eat(b' '))
+        && let Some(hv) = c.digits(1, 2)
+    {
+        h = hv;
+        if punct(&mut c)
+            && let Some(m) = c.digits(1, 2)
+        {
+            mi = m;
             if punct(&mut c) {
-                if let Some(m) = c.digits(1, 2) {
-                    mi = m;
-                    if punct(&mut c) {
-                        se = c.digits(1, 2).unwrap_or(0);
-                    }
-                }
+                se = c.digits(1, 2).unwrap_or(0);
             }
         }
     }
@@ -248,7 +281,11 @@ pub fn mysql_datetime(s: &str) -> String {
 }
 
 fn two_digit_year(v: u32) -> i64 {
-    if v < 70 { 2000 + v as i64 } else { 1900 + v as i64 }
+    if v < 70 {
+        2000 + v as i64
+    } else {
+        1900 + v as i64
+    }
 }
 
 fn checked(y: i64, mo: u32, d: u32, h: u32, mi: u32, se: u32) -> String {
@@ -284,7 +321,11 @@ pub fn diff_format(a: i64, b: i64) -> String {
     }
     if day < 0 {
         // Borrow the length of the month preceding the later date's month.
-        let (py, pm) = if h.month == 1 { (h.year - 1, 12) } else { (h.year, h.month - 1) };
+        let (py, pm) = if h.month == 1 {
+            (h.year - 1, 12)
+        } else {
+            (h.year, h.month - 1)
+        };
         day += days_in_month(py, pm) as i64;
     }
     format_interval(day, hour, min, sec)
@@ -322,7 +363,10 @@ mod tests {
 
     #[test]
     fn mysql_coercion_is_lax() {
-        assert_eq!(mysql_datetime("2017-01-05T08:42:42Z"), "2017-01-05 08:42:42");
+        assert_eq!(
+            mysql_datetime("2017-01-05T08:42:42Z"),
+            "2017-01-05 08:42:42"
+        );
         assert_eq!(mysql_datetime("2017-01-05 08:42:42"), "2017-01-05 08:42:42");
         assert_eq!(mysql_datetime("2017-01-05"), "2017-01-05 00:00:00");
         assert_eq!(mysql_datetime("20170105084242"), "2017-01-05 08:42:42");

@@ -1,0 +1,210 @@
+//! End to end: Getjobs and Runjobs against the double, with the `testav` backend.
+
+use std::time::{Duration, Instant};
+
+use armadito_tests::double::{Double, Fault};
+use armadito_tests::fleet::{drain_faults, enrolled_agent, job_error, make_tree, status_order};
+
+#[test]
+fn jobs_run_by_priority_then_age_and_results_reach_the_server() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "");
+    let tree = make_tree(&s.dir.path().join("tree"), 6, 2);
+    let cfg = d.create_scanconfig("tree", tree.to_str().unwrap(), "-r", av);
+    let jobs: Vec<i64> = [0u8, 3, 1, 2, 3]
+        .iter()
+        .map(|p| d.create_job(agent, cfg, *p))
+        .collect();
+
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    assert!(
+        jobs.iter()
+            .all(|j| d.job(*j).unwrap().job_status == "downloaded")
+    );
+    s.run(&["-t", "Runjobs"]).assert_code(0);
+
+    // urgent (3) first, oldest first among equals; low (0) last
+    assert_eq!(
+        status_order(&d),
+        vec![jobs[1], jobs[4], jobs[3], jobs[2], jobs[0]]
+    );
+    for j in &jobs {
+        let row = d.job(*j).unwrap();
+        assert_eq!(row.job_status, "successful", "{row:?}");
+        let scan = d
+            .scans()
+            .into_iter()
+            .find(|sc| sc.plugin_armadito_jobs_id == *j)
+            .unwrap();
+        assert_eq!(
+            (scan.scanned_count, scan.malware_count, scan.progress),
+            (Some(8), Some(2), Some(100)),
+            "{scan:?}"
+        );
+    }
+    // detections of each scan are stored with the job id (dedup by checksum across jobs: 2 files)
+    let alerts = d.alerts();
+    assert!(!alerts.is_empty());
+    assert!(
+        alerts
+            .iter()
+            .all(|a| jobs.contains(&a.plugin_armadito_jobs_id)
+                && a.threat_name == "Eicar-Test-Signature")
+    );
+    assert!(d.violations().is_empty(), "{:#?}", d.violations());
+
+    // nothing left behind
+    let q = s.run(&["queue", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&q.stdout).unwrap();
+    assert!(
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "reported"),
+        "{v:#}"
+    );
+    assert_eq!(
+        s.run(&["outbox"]).stdout.trim().lines().last(),
+        Some("(nothing pending)")
+    );
+}
+
+#[test]
+fn an_urgent_job_fetched_during_a_long_job_runs_next() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "[backends.testav]\nfile_delay_ms = 150\n");
+    let tree = make_tree(&s.dir.path().join("tree"), 6, 0);
+    let cfg = d.create_scanconfig("tree", tree.to_str().unwrap(), "", av);
+    let low_a = d.create_job(agent, cfg, 0);
+    let low_b = d.create_job(agent, cfg, 0);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+
+    let runner = s.spawn(&["-t", "Runjobs"]);
+    // wait until the first job runs, then queue an urgent one and fetch it beside Runjobs
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = s.run(&["queue", "--json"]);
+        if q.stdout.contains("\"running\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Runjobs never started a job");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let urgent = d.create_job(agent, cfg, 3);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status_order(&d), vec![low_a, urgent, low_b]);
+}
+
+#[test]
+fn bad_jobs_fail_with_specific_messages_and_good_ones_still_run() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "");
+    let tree = make_tree(&s.dir.path().join("tree"), 2, 0);
+    let good = d.create_job(
+        agent,
+        d.create_scanconfig("good", tree.to_str().unwrap(), "", av),
+        1,
+    );
+    let missing = d.create_job(
+        agent,
+        d.create_scanconfig("missing", "/nonexistent/dir", "", av),
+        1,
+    );
+    let relative = d.create_job(
+        agent,
+        d.create_scanconfig("relative", "home/user", "", av),
+        1,
+    );
+    let shell = d.create_job(
+        agent,
+        d.create_scanconfig("shell", tree.to_str().unwrap(), "; rm -rf /", av),
+        1,
+    );
+    let wipe = d.create_raw_job(agent, "Wipe", "2 - high", r#"{"x": 1}"#);
+    let bad64 = d.create_raw_job(
+        agent,
+        "Scan",
+        "1 - medium",
+        r#"{"scanconfig_id": 1, "scan_name": "x", "scan_path": "%%%", "scan_options": ""}"#,
+    );
+    let no_path = d.create_raw_job(agent, "Scan", "1 - medium", r#"{"scanconfig_id": 1}"#);
+
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    s.run(&["-t", "Runjobs"]).assert_code(0);
+
+    assert_eq!(d.job(good).unwrap().job_status, "successful");
+    for (job, expect) in [
+        (missing, "scan path /nonexistent/dir does not exist"),
+        (relative, "scan path \"home/user\" is not absolute"),
+        (shell, "unsupported scan option \";\""),
+        (wipe, "unknown job type \"Wipe\""),
+        (bad64, "scan_path is not valid base64"),
+        (no_path, "scan job has no scan_path"),
+    ] {
+        let row = d.job(job).unwrap();
+        assert_eq!(row.job_status, "failed", "job {job}: {row:?}");
+        let msg = job_error(&d, job).unwrap_or_default();
+        assert!(msg.contains(expect), "job {job}: {msg:?} lacks {expect:?}");
+    }
+    assert!(d.violations().is_empty(), "{:#?}", d.violations());
+}
+
+#[test]
+fn results_survive_a_failing_server_and_are_delivered_on_the_next_run() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "");
+    let tree = make_tree(&s.dir.path().join("tree"), 3, 1);
+    let cfg = d.create_scanconfig("tree", tree.to_str().unwrap(), "", av);
+    let jobs: Vec<i64> = (0..3).map(|_| d.create_job(agent, cfg, 1)).collect();
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+
+    // every delivery attempt of this run fails, in every way a server or network can fail
+    for _ in 0..40 {
+        for f in [
+            Fault::Status500Json,
+            Fault::Html500,
+            Fault::DropConnection,
+            Fault::Html200,
+            Fault::Status500InvalidJson,
+            Fault::Status503RetryAfter(0),
+        ] {
+            d.inject(f, 1);
+        }
+    }
+    let r = s.run(&["-t", "Runjobs"]);
+    r.assert_code(1)
+        .assert_stderr_contains("kept for the next run");
+    let pending = s.run(&["outbox", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&pending.stdout).unwrap();
+    assert!(v.as_array().unwrap().len() >= 3, "{v:#}");
+    assert!(
+        jobs.iter()
+            .all(|j| d.job(*j).unwrap().job_status == "downloaded")
+    );
+
+    // the server recovers: any task run delivers what is pending first
+    drain_faults(&d);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    for j in &jobs {
+        assert_eq!(d.job(*j).unwrap().job_status, "successful", "job {j}");
+    }
+    assert_eq!(
+        d.scans()
+            .iter()
+            .filter(|sc| jobs.contains(&sc.plugin_armadito_jobs_id) && sc.progress == Some(100))
+            .count(),
+        3
+    );
+    assert_eq!(
+        s.run(&["outbox"]).stdout.trim().lines().last(),
+        Some("(nothing pending)")
+    );
+}
