@@ -2,7 +2,9 @@
 
 use crate::app::{AgentError, Context};
 use crate::jobs::Enrolled;
-use crate::wire::parse_jobs_reply;
+use crate::store::GETJOBS_IN_FLIGHT;
+use crate::transport::TransportError;
+use crate::wire::{UnixTime, parse_jobs_reply};
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
@@ -22,7 +24,29 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         )));
     }
 
-    let reply = agent.client.get_jobs(agent.agent_id).await?;
+    if let Some(since) = agent.store.cursor(GETJOBS_IN_FLIGHT)? {
+        // The plugin marks jobs `downloaded` before it answers and never hands them out again:
+        // jobs in a reply that never reached the store are gone on the server side.
+        tracing::error!(since = %since,
+            "a previous Getjobs stopped while the server's reply was in flight: jobs it held may be stuck as 'downloaded' in GLPI; re-create them there");
+    }
+    agent
+        .store
+        .set_cursor(GETJOBS_IN_FLIGHT, &UnixTime::now().secs().to_string())?;
+    let reply = match agent.client.get_jobs(agent.agent_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Only a lost answer (timeout, cut connection) can have carried jobs away; an error
+            // answer or an unsent request did not.
+            if !matches!(
+                e,
+                TransportError::Timeout { .. } | TransportError::Io { .. }
+            ) {
+                agent.store.clear_cursor(GETJOBS_IN_FLIGHT)?;
+            }
+            return Err(e.into());
+        }
+    };
     // From here on, the server has marked these jobs downloaded: our copy is the only one.
     let parsed = parse_jobs_reply(&reply.body).map_err(|e| {
         let why = match reply.json_object() {

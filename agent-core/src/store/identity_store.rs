@@ -107,6 +107,24 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    pub fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET value = ?2, updated_at = ?3",
+                params![name, value, UnixTime::now().secs()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn clear_cursor(&self, name: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM cursors WHERE name = ?1", [name])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     pub fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn()
             .query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| {

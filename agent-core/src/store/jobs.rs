@@ -95,6 +95,10 @@ pub enum RecoveryPolicy {
     Fail,
 }
 
+/// Cursor set just before `GET jobs` and removed in the transaction that stores the reply.
+/// Found set at the next Getjobs, it means a run died while the server's reply was in flight.
+pub const GETJOBS_IN_FLIGHT: &str = "getjobs_in_flight";
+
 const COLUMNS: &str = "job_id, job_type, priority, obj, state, invalid, attempts, received_at, started_at, finished_at, result_code, last_error";
 
 fn row_to_job(r: &Row<'_>) -> rusqlite::Result<StoredJob> {
@@ -166,6 +170,9 @@ impl Store {
                 (_, None) => report.added.push(job_id),
             }
         }
+        // The reply is safe: the "GET jobs in flight" marker goes with it (see jobs::getjobs).
+        tx.execute("DELETE FROM cursors WHERE name = ?1", [GETJOBS_IN_FLIGHT])
+            .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(report)
     }

@@ -24,7 +24,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use identity_store::{Enrollment, StoredUuid};
-pub use jobs::{EnqueueReport, JobState, RecoveryPolicy, StoredJob, UnreportableJob};
+pub use jobs::{
+    EnqueueReport, GETJOBS_IN_FLIGHT, JobState, RecoveryPolicy, StoredJob, UnreportableJob,
+};
 pub use lock::TaskLock;
 pub use outbox::{MessageKind, NewMessage, OutboxMessage};
 

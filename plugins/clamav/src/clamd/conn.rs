@@ -221,6 +221,11 @@ impl<R: Read> ReplyReader<R> {
         }
     }
 
+    /// Is a complete reply already buffered (so `next_reply` will not block)?
+    pub fn has_buffered_reply(&self) -> bool {
+        self.buf[self.start..].contains(&0)
+    }
+
     /// Every remaining reply until EOF.
     pub fn read_all(&mut self) -> io::Result<Vec<Vec<u8>>> {
         let mut replies = Vec::new();

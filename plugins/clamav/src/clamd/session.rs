@@ -121,6 +121,11 @@ impl Session {
         }))
     }
 
+    /// True when a reply is already buffered: `recv` will answer without blocking.
+    pub fn has_buffered_reply(&self) -> bool {
+        self.reader.has_buffered_reply()
+    }
+
     /// Send `END`. clamd answers the requests still running, then closes; the caller may
     /// keep calling `recv` until `None`, or drop the session.
     pub fn end(&mut self) -> Result<(), ClamdError> {

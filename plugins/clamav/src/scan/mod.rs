@@ -35,8 +35,10 @@ use crate::timeutil;
 pub use walk::{Job, Outcome, WalkEvent, WalkOptions};
 pub use worker::is_access_denied;
 
-/// Jobs buffered between the walker and the workers.
-const JOB_QUEUE: usize = 4096;
+/// Job batches buffered between the walker and the workers.
+const JOB_QUEUE: usize = 64;
+/// Jobs per batch: one channel operation (and at most one wake-up) per batch, not per file.
+const JOB_BATCH: usize = 64;
 
 /// Receives progress while a scan runs; decides about cancel.
 pub trait ScanObserver: Sync {
@@ -112,8 +114,8 @@ pub enum ScanError {
 pub(crate) enum Msg {
     /// A file the walker settled itself (skipped, unreadable).
     Walked(Outcome),
-    /// A file a worker got a verdict for.
-    Scanned(Outcome),
+    /// Files a worker got verdicts for.
+    Scanned(Vec<Outcome>),
     Fatal(ClamdError),
 }
 
@@ -121,10 +123,28 @@ pub(crate) enum Msg {
 pub(crate) struct Shared<'a> {
     pub client: &'a Client,
     pub opts: &'a ScanOptions,
-    pub jobs: Mutex<Receiver<Job>>,
+    pub jobs: Mutex<Receiver<Vec<Job>>>,
     pub stop: &'a AtomicBool,
     /// Handles on every open session, to shut them down on cancel.
     pub sockets: Mutex<Vec<Stream>>,
+}
+
+/// Hand a batch to the workers. Never blocks for good: the queue's receiver outlives the
+/// workers, so a full queue after a cancel or a lost clamd must not hang the walker.
+fn send_batch(tx: &mpsc::SyncSender<Vec<Job>>, mut batch: Vec<Job>, stop: &AtomicBool) -> bool {
+    loop {
+        match tx.try_send(batch) {
+            Ok(()) => return true,
+            Err(mpsc::TrySendError::Disconnected(_)) => return false,
+            Err(mpsc::TrySendError::Full(back)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                batch = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
 }
 
 /// Check and normalise the requested paths.
@@ -174,7 +194,7 @@ pub fn scan(
     let stop = AtomicBool::new(false);
     let discovered = AtomicU64::new(0);
     let walk_done = AtomicBool::new(false);
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(JOB_QUEUE);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Vec<Job>>(JOB_QUEUE);
     let (res_tx, res_rx) = mpsc::channel::<Msg>();
     let shared = Shared {
         client,
@@ -192,13 +212,19 @@ pub fn scan(
             .spawn_scoped(s, {
                 let (stop, discovered, walk_done) = (&stop, &discovered, &walk_done);
                 move || {
+                    let mut batch = Vec::with_capacity(JOB_BATCH);
                     walk::walk(&roots, &walk_opts, stop, &mut |event| match event {
                         WalkEvent::File(job) => {
                             discovered.fetch_add(1, Ordering::Relaxed);
-                            job_tx.send(job).is_ok()
+                            batch.push(job);
+                            batch.len() < JOB_BATCH
+                                || send_batch(&job_tx, std::mem::take(&mut batch), stop)
                         }
                         WalkEvent::Done(o) => walker_tx.send(Msg::Walked(o)).is_ok(),
                     });
+                    if !batch.is_empty() {
+                        send_batch(&job_tx, batch, stop);
+                    }
                     walk_done.store(true, Ordering::Release);
                 }
             });
@@ -240,7 +266,11 @@ pub fn scan(
         loop {
             match res_rx.recv_timeout(interval) {
                 Ok(Msg::Walked(o)) => agg.add(o, false),
-                Ok(Msg::Scanned(o)) => agg.add(o, true),
+                Ok(Msg::Scanned(batch)) => {
+                    for o in batch {
+                        agg.add(o, true);
+                    }
+                }
                 Ok(Msg::Fatal(e)) => {
                     if fatal.is_none() {
                         fatal = Some(e);
@@ -463,6 +493,20 @@ mod tests {
         assert_eq!(r.detections[0].threat_name, "Eicar");
         assert_eq!(r.detections[0].id, detection_id(100, "/b", "Eicar"));
         assert!((r.duration_secs - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_full_job_queue_does_not_hang_the_walker_after_stop() {
+        let (tx, _rx) = mpsc::sync_channel::<Vec<Job>>(1);
+        let stop = AtomicBool::new(false);
+        assert!(send_batch(&tx, Vec::new(), &stop));
+        stop.store(true, Ordering::Relaxed);
+        let start = Instant::now();
+        assert!(!send_batch(&tx, Vec::new(), &stop), "full queue + stop = give up");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        drop(_rx);
+        stop.store(false, Ordering::Relaxed);
+        assert!(!send_batch(&tx, Vec::new(), &stop), "no receiver = give up");
     }
 
     #[test]

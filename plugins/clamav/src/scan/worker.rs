@@ -4,6 +4,10 @@
 //! Invariants:
 //! * At most `pipeline` requests are in flight on a session; the worker reads a reply
 //!   whenever the window is full or there is nothing to send, so clamd never blocks on us.
+//! * Work moves in batches to keep system calls and thread wake-ups (on both sides: each
+//!   write wakes clamd's dispatcher) well below one per file: jobs arrive in batches, the
+//!   window is refilled only once half of it has drained, all replies already buffered are
+//!   handled before the next write, and outcomes go to the aggregator per batch.
 //! * The first reply for an id decides that file; later replies for the same id (clamd
 //!   repeats some errors) are ignored because the id is no longer in flight.
 //! * A file gets exactly one outcome. Requests lost with a dropped connection are re-sent
@@ -103,10 +107,16 @@ fn outcome_of(path: &Path, verdict: Verdict, via: Option<&str>) -> Outcome {
 }
 
 pub(super) fn run(shared: &Shared<'_>, results: Sender<Msg>) {
-    let result = match shared.opts.mode {
-        ScanMode::Instream => run_one_shot(shared, &results),
-        ScanMode::Path | ScanMode::Fildes => run_session(shared, &results),
+    let mut out = Out {
+        tx: &results,
+        buf: Vec::new(),
     };
+    let mut feed = Feed::default();
+    let result = match shared.opts.mode {
+        ScanMode::Instream => run_one_shot(shared, &mut feed, &mut out),
+        ScanMode::Path | ScanMode::Fildes => run_session(shared, &mut feed, &mut out),
+    };
+    out.flush();
     if let Err(e) = result
         && !shared.stop.load(Ordering::Relaxed)
     {
@@ -115,27 +125,56 @@ pub(super) fn run(shared: &Shared<'_>, results: Sender<Msg>) {
     }
 }
 
-fn emit(results: &Sender<Msg>, outcome: Outcome) {
-    let _ = results.send(Msg::Scanned(outcome));
+/// Outcomes waiting to go to the aggregator (sent per batch).
+struct Out<'s> {
+    tx: &'s Sender<Msg>,
+    buf: Vec<Outcome>,
 }
 
-/// Next job from the walker: `Ok(None)` = walk finished. Waits at most `wait` when asked.
-fn next_job(shared: &Shared<'_>, wait: bool) -> Result<Option<Job>, ()> {
-    let Ok(jobs) = shared.jobs.lock() else {
-        return Ok(None);
-    };
-    if wait {
-        match jobs.recv_timeout(Duration::from_millis(100)) {
-            Ok(job) => Ok(Some(job)),
-            Err(RecvTimeoutError::Timeout) => Err(()),
-            Err(RecvTimeoutError::Disconnected) => Ok(None),
+impl Out<'_> {
+    fn push(&mut self, outcome: Outcome) {
+        self.buf.push(outcome);
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(Msg::Scanned(std::mem::take(&mut self.buf)));
         }
-    } else {
-        match jobs.try_recv() {
-            Ok(job) => Ok(Some(job)),
-            Err(TryRecvError::Empty) => Err(()),
-            Err(TryRecvError::Disconnected) => Ok(None),
+    }
+}
+
+/// This worker's share of the walker's job batches.
+#[derive(Default)]
+struct Feed {
+    local: VecDeque<Job>,
+}
+
+impl Feed {
+    /// Next job: `Ok(None)` = walk finished and nothing left; `Err(())` = none right now.
+    /// With `wait`, blocks up to 100 ms for a batch (then the caller re-checks cancel).
+    fn next(&mut self, shared: &Shared<'_>, wait: bool) -> Result<Option<Job>, ()> {
+        if let Some(job) = self.local.pop_front() {
+            return Ok(Some(job));
         }
+        let Ok(jobs) = shared.jobs.lock() else {
+            return Ok(None);
+        };
+        let batch = if wait {
+            match jobs.recv_timeout(Duration::from_millis(100)) {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) => return Err(()),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        } else {
+            match jobs.try_recv() {
+                Ok(batch) => batch,
+                Err(TryRecvError::Empty) => return Err(()),
+                Err(TryRecvError::Disconnected) => return Ok(None),
+            }
+        };
+        drop(jobs);
+        self.local.extend(batch);
+        self.local.pop_front().map_or(Err(()), |job| Ok(Some(job)))
     }
 }
 
@@ -160,12 +199,12 @@ fn instream(shared: &Shared<'_>, job: &Job, file: File, size: u64) -> Outcome {
 }
 
 /// `instream` mode: every file streamed on a one-shot connection.
-fn run_one_shot(shared: &Shared<'_>, results: &Sender<Msg>) -> Result<(), ClamdError> {
+fn run_one_shot(shared: &Shared<'_>, feed: &mut Feed, out: &mut Out<'_>) -> Result<(), ClamdError> {
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let job = match next_job(shared, true) {
+        let job = match feed.next(shared, true) {
             Ok(Some(job)) => job,
             Ok(None) => return Ok(()),
             Err(()) => continue,
@@ -177,7 +216,8 @@ fn run_one_shot(shared: &Shared<'_>, results: &Sender<Msg>) -> Result<(), ClamdE
         if let Some(Msg::Fatal(e)) = fatal_if_unreachable(&outcome, shared) {
             return Err(e);
         }
-        emit(results, outcome);
+        out.push(outcome);
+        out.flush();
     }
 }
 
@@ -194,9 +234,10 @@ fn fatal_if_unreachable(outcome: &Outcome, shared: &Shared<'_>) -> Option<Msg> {
     }
 }
 
-struct SessionWorker<'s, 'a> {
+struct SessionWorker<'s, 'a, 'o> {
     shared: &'s Shared<'a>,
-    results: &'s Sender<Msg>,
+    feed: &'s mut Feed,
+    out: &'s mut Out<'o>,
     session: Session,
     inflight: HashMap<u64, Pending>,
     /// Requests to send before new jobs (fallbacks and re-sends after a reconnect).
@@ -219,11 +260,12 @@ fn open_session(shared: &Shared<'_>) -> Result<Session, ClamdError> {
     Ok(session)
 }
 
-fn run_session(shared: &Shared<'_>, results: &Sender<Msg>) -> Result<(), ClamdError> {
+fn run_session(shared: &Shared<'_>, feed: &mut Feed, out: &mut Out<'_>) -> Result<(), ClamdError> {
     let session = open_session(shared)?;
     let mut w = SessionWorker {
         shared,
-        results,
+        feed,
+        out,
         session,
         inflight: HashMap::new(),
         retry: VecDeque::new(),
@@ -235,26 +277,33 @@ fn run_session(shared: &Shared<'_>, results: &Sender<Msg>) -> Result<(), ClamdEr
     result
 }
 
-impl SessionWorker<'_, '_> {
+impl SessionWorker<'_, '_, '_> {
     fn stopped(&self) -> bool {
         self.shared.stop.load(Ordering::Relaxed)
     }
 
     fn run(&mut self) -> Result<(), ClamdError> {
         let window = self.shared.opts.pipeline.max(1);
+        // Refill once half the window has drained: one write per several requests.
+        let low_water = window / 2;
         loop {
             if self.stopped() {
                 return Ok(());
             }
             // Fill the window.
-            while self.inflight.len() < window {
+            let refill = self.inflight.len() <= low_water || !self.retry.is_empty();
+            while refill && self.inflight.len() < window {
                 let pending = if let Some(p) = self.retry.pop_front() {
                     p
                 } else if self.walk_done {
                     break;
                 } else {
                     // Block for work only when nothing is in flight (else read replies).
-                    match next_job(self.shared, self.inflight.is_empty()) {
+                    let idle = self.inflight.is_empty();
+                    if idle {
+                        self.out.flush();
+                    }
+                    match self.feed.next(self.shared, idle) {
                         Ok(Some(job)) => Pending {
                             job,
                             attempt: match self.shared.opts.mode {
@@ -287,31 +336,42 @@ impl SessionWorker<'_, '_> {
                 }
                 continue;
             }
-            match self.session.recv() {
-                Ok(Some(SessionReply::Tagged(id, text))) => {
-                    if let Some(p) = self.inflight.remove(&id) {
-                        self.reconnects = 0;
-                        self.on_reply(p, &text);
-                    }
-                }
-                Ok(Some(SessionReply::Untagged(text))) => {
-                    // clamd reports session-wide failures without an id, then closes.
-                    let e = ClamdError::UnexpectedReply {
-                        endpoint: self.session.endpoint().clone(),
-                        command: "IDSESSION",
-                        reply: text,
-                    };
-                    self.connection_lost(e)?;
-                }
-                Ok(None) => {
-                    let e = ClamdError::NoReply {
-                        endpoint: self.session.endpoint().clone(),
-                        command: "SCAN",
-                    };
-                    self.connection_lost(e)?;
-                }
-                Err(e) => self.connection_lost(e)?,
+            // One blocking read, then whatever else is already buffered.
+            self.receive()?;
+            while !self.inflight.is_empty() && self.session.has_buffered_reply() {
+                self.receive()?;
             }
+            self.out.flush();
+        }
+    }
+
+    /// Read and handle one reply; a dead connection is handled (reconnect) or returned.
+    fn receive(&mut self) -> Result<(), ClamdError> {
+        match self.session.recv() {
+            Ok(Some(SessionReply::Tagged(id, text))) => {
+                if let Some(p) = self.inflight.remove(&id) {
+                    self.reconnects = 0;
+                    self.on_reply(p, &text);
+                }
+                Ok(())
+            }
+            Ok(Some(SessionReply::Untagged(text))) => {
+                // clamd reports session-wide failures without an id, then closes.
+                let e = ClamdError::UnexpectedReply {
+                    endpoint: self.session.endpoint().clone(),
+                    command: "IDSESSION",
+                    reply: text,
+                };
+                self.connection_lost(e)
+            }
+            Ok(None) => {
+                let e = ClamdError::NoReply {
+                    endpoint: self.session.endpoint().clone(),
+                    command: "SCAN",
+                };
+                self.connection_lost(e)
+            }
+            Err(e) => self.connection_lost(e),
         }
     }
 
@@ -324,7 +384,7 @@ impl SessionWorker<'_, '_> {
                 let (file, _) = match open_for_scan(&p.job.target) {
                     Ok(f) => f,
                     Err(why) => {
-                        emit(self.results, Outcome::error(&p.job.display, why));
+                        self.out.push(Outcome::error(&p.job.display, why));
                         return Ok(());
                     }
                 };
@@ -358,10 +418,8 @@ impl SessionWorker<'_, '_> {
             verdict => {
                 let via = matches!(p.attempt, Attempt::Fildes)
                     && self.shared.opts.mode != ScanMode::Fildes;
-                emit(
-                    self.results,
-                    outcome_of(&p.job.display, verdict, via.then_some("FILDES")),
-                );
+                self.out
+                    .push(outcome_of(&p.job.display, verdict, via.then_some("FILDES")));
             }
         }
     }
@@ -379,7 +437,7 @@ impl SessionWorker<'_, '_> {
             Ok((file, size)) => instream(self.shared, &p.job, file, size),
             Err(why) => Outcome::error(&p.job.display, format!("{clamd_msg}; agent: {why}")),
         };
-        emit(self.results, outcome);
+        self.out.push(outcome);
     }
 
     /// The session died: re-queue what was in flight and reconnect, or give up.
@@ -392,13 +450,10 @@ impl SessionWorker<'_, '_> {
         for (_, mut p) in lost.into_iter().rev() {
             p.losses += 1;
             if p.losses >= 2 {
-                emit(
-                    self.results,
-                    Outcome::error(
-                        &p.job.display,
-                        format!("clamd dropped the connection twice while scanning this file: {e}"),
-                    ),
-                );
+                self.out.push(Outcome::error(
+                    &p.job.display,
+                    format!("clamd dropped the connection twice while scanning this file: {e}"),
+                ));
             } else {
                 self.retry.push_front(p);
             }
