@@ -36,7 +36,7 @@
 //! isolation spawns `cfg.host_exe` (our own executable) with exactly these arguments.
 
 mod config;
-pub mod host;
+mod host;
 mod inprocess;
 mod loader;
 mod pool;
