@@ -184,7 +184,7 @@ fn every_server_error_shape_gives_one_clear_line_and_keeps_state() {
         (Fault::Html200, "enrollment failed"),
         (Fault::DropConnection, "http://127.0.0.1"),
     ] {
-        d.inject(fault.clone(), 1);
+        d.inject(fault, 1);
         let r = s.run(&["-t", "Enrollment", "-k", KEY]);
         r.assert_code(1).assert_one_error_line(expect);
         assert!(

@@ -117,7 +117,7 @@ impl<'a> Executor<'a> {
                 )));
             }
         };
-        Ok(self.scan_outcome(job.job_id, &params, &result, started, agent)?)
+        self.scan_outcome(job.job_id, &params, &result, started, agent)
     }
 
     async fn send_progress(

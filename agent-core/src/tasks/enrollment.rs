@@ -89,10 +89,10 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             "enrolled"
         ),
     }
-    if let KeySource::StateDirFile(path) = source {
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!(file = %path.display(), error = %e, "enrolled, but could not remove the enrollment key file");
-        }
+    if let KeySource::StateDirFile(path) = source
+        && let Err(e) = std::fs::remove_file(&path)
+    {
+        tracing::warn!(file = %path.display(), error = %e, "enrolled, but could not remove the enrollment key file");
     }
     println!(
         "Enrolled: agent id {} (scheduler id {})",

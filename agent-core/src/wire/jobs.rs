@@ -21,7 +21,7 @@ impl JobPriority {
     pub const URGENT: JobPriority = JobPriority(3);
 
     pub fn new(p: i64) -> Option<Self> {
-        (0..=3).contains(&p).then(|| Self(p as u8))
+        (0..=3).contains(&p).then_some(Self(p as u8))
     }
 
     pub fn value(self) -> u8 {

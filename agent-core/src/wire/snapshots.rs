@@ -134,7 +134,7 @@ fn job_status_bodies() {
     );
     let long = JobStatus::failure(1, &"é".repeat(400), t(1_489_500_000), t(1_489_500_000));
     assert!(
-        long.message.len() <= 252 && long.message.len() % 4 == 0,
+        long.message.len() <= 252 && long.message.len().is_multiple_of(4),
         "{}",
         long.message.len()
     );

@@ -21,7 +21,10 @@ fn main() {
     sandbox.write_config(UUID);
     sandbox.install_plugins(&built_plugins(&["test-plugin-testav"]));
     let tree = make_tree(&sandbox.dir.path().join("home"), 20, 2);
-    println!("agent sandbox: {} (config: agent.toml, state: state/, plugins: plugins/)", sandbox.dir.path().display());
+    println!(
+        "agent sandbox: {} (config: agent.toml, state: state/, plugins: plugins/)",
+        sandbox.dir.path().display()
+    );
 
     let mut failed = false;
     let mut step = |what: &str, args: &[&str]| {
@@ -34,28 +37,54 @@ fn main() {
             failed = true;
         }
     };
-    step("list the backends found in the plugins folder", &["plugins"]);
+    step(
+        "list the backends found in the plugins folder",
+        &["plugins"],
+    );
     step("enroll with the key", &["-t", "Enrollment", "-k", KEY]);
     step("show the agent's status", &["status"]);
 
     // The GLPI admin creates a scan configuration and two jobs (a massive action in the UI).
     let agent = double.agents()[0].clone();
-    let cfg = double.create_scanconfig("demo home scan", tree.to_str().unwrap_or("/"), "-r", agent.plugin_armadito_antiviruses_id);
+    let cfg = double.create_scanconfig(
+        "demo home scan",
+        tree.to_str().unwrap_or("/"),
+        "-r",
+        agent.plugin_armadito_antiviruses_id,
+    );
     let low = double.create_job(agent.id, cfg, 0);
     let urgent = double.create_job(agent.id, cfg, 3);
-    println!("\n(GLPI admin queued scan jobs {low} (low) and {urgent} (urgent) for agent {})", agent.id);
+    println!(
+        "\n(GLPI admin queued scan jobs {low} (low) and {urgent} (urgent) for agent {})",
+        agent.id
+    );
 
     step("fetch the jobs into the durable queue", &["-t", "Getjobs"]);
     step("show the queue", &["queue"]);
-    step("run them, urgent first, and deliver the results", &["-t", "Runjobs"]);
+    step(
+        "run them, urgent first, and deliver the results",
+        &["-t", "Runjobs"],
+    );
     step("nothing left to deliver", &["outbox"]);
 
     println!("\nWhat the server recorded:");
     for a in double.agents() {
-        println!("  agent {} uuid {} version {} scheduler {}", a.id, a.uuid, a.agent_version.as_deref().unwrap_or("-"), a.plugin_armadito_schedulers_id);
+        println!(
+            "  agent {} uuid {} version {} scheduler {}",
+            a.id,
+            a.uuid,
+            a.agent_version.as_deref().unwrap_or("-"),
+            a.plugin_armadito_schedulers_id
+        );
     }
     for j in double.jobs() {
-        println!("  job {} priority {:<10} status {:<10} duration {}", j.id, j.job_priority, j.job_status, j.duration.as_deref().unwrap_or("-"));
+        println!(
+            "  job {} priority {:<10} status {:<10} duration {}",
+            j.id,
+            j.job_priority,
+            j.job_status,
+            j.duration.as_deref().unwrap_or("-")
+        );
     }
     for sc in double.scans() {
         println!(
@@ -67,9 +96,16 @@ fn main() {
         );
     }
     for al in double.alerts() {
-        println!("  alert: {} in {} (job {})", al.threat_name, al.filepath, al.plugin_armadito_jobs_id);
+        println!(
+            "  alert: {} in {} (job {})",
+            al.threat_name, al.filepath, al.plugin_armadito_jobs_id
+        );
     }
-    println!("  {} requests, {} protocol violations", double.requests().len(), double.violations().len());
+    println!(
+        "  {} requests, {} protocol violations",
+        double.requests().len(),
+        double.violations().len()
+    );
     for v in double.violations() {
         println!("  violation: {v}");
     }

@@ -308,11 +308,11 @@ pub fn scan(
     });
     outcome?;
     if !agg.cancelled {
+        // Every file has its outcome: a cancel answered to this last event comes too late
+        // to change anything, so the scan stays complete.
         let mut last = agg.progress(discovered.load(Ordering::Relaxed), true);
         last.percent = Some(100);
-        if !observer.on_progress(&last) {
-            agg.cancelled = true;
-        }
+        let _ = observer.on_progress(&last);
     }
     Ok(agg.finish(started.elapsed()))
 }
@@ -502,7 +502,10 @@ mod tests {
         assert!(send_batch(&tx, Vec::new(), &stop));
         stop.store(true, Ordering::Relaxed);
         let start = Instant::now();
-        assert!(!send_batch(&tx, Vec::new(), &stop), "full queue + stop = give up");
+        assert!(
+            !send_batch(&tx, Vec::new(), &stop),
+            "full queue + stop = give up"
+        );
         assert!(start.elapsed() < Duration::from_secs(1));
         drop(_rx);
         stop.store(false, Ordering::Relaxed);

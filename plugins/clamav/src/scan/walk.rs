@@ -166,8 +166,8 @@ impl Walker<'_> {
         if self.opts.follow_symlinks {
             self.visited.insert((top_meta.dev(), top_meta.ino()));
         }
-        let mut stack = vec![(top, 0usize)];
-        while let Some((dir, depth)) = stack.pop() {
+        let mut stack = vec![top];
+        while let Some(dir) = stack.pop() {
             if self.halted || self.stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -213,7 +213,7 @@ impl Walker<'_> {
                                 }
                             }
                         }
-                        stack.push((path, depth + 1));
+                        stack.push(path);
                     }
                 } else if ft.is_file() {
                     self.file(path.clone(), path, None);
@@ -221,7 +221,7 @@ impl Walker<'_> {
                     if let Some(dir) = self.symlink(&path)
                         && self.opts.recursive
                     {
-                        stack.push((dir, depth + 1));
+                        stack.push(dir);
                     }
                 } else {
                     self.special(&path, &ft);
