@@ -53,6 +53,10 @@ pub struct Cli {
     #[arg(long)]
     pub get_schedulerid: bool,
 
+    /// AVConfig: report the configuration even if unchanged since the last report
+    #[arg(long)]
+    pub force: bool,
+
     /// Sleep N seconds before the task
     #[arg(short = 'w', long, value_name = "N")]
     pub wait: Option<u64>,

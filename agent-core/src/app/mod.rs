@@ -170,6 +170,9 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         TaskName::Enrollment => tasks::enrollment::run(ctx).await,
         TaskName::Getjobs => crate::jobs::getjobs::run(ctx).await,
         TaskName::Runjobs => crate::jobs::runjobs::run(ctx).await,
+        TaskName::State => tasks::state::run(ctx).await,
+        TaskName::Alerts => tasks::alerts::run(ctx).await,
+        TaskName::AVConfig => tasks::avconfig::run(ctx).await,
         other => {
             let store = ctx.open_store()?;
             if store.enrollment()?.is_none() {

@@ -11,6 +11,15 @@ use crate::store::Store;
 use crate::transport::GlpiClient;
 use crate::wire::{AntivirusInfo, Envelope, MachineUuid, TaskName};
 
+/// Runs a blocking backend call off the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AgentError::Task(format!("backend call stopped: {e}")))
+}
+
 /// What every task talking to the server as an enrolled agent needs.
 pub struct Enrolled {
     pub store: Store,
@@ -46,6 +55,28 @@ impl Enrolled {
             obj,
         )
         .to_body()?)
+    }
+
+    /// Queues `messages` (moving `cursor` with them when given) and delivers the outbox now.
+    /// Fails, with the messages kept for the next run, when they could not be delivered.
+    pub async fn send(
+        &mut self,
+        ctx: &Context,
+        messages: &[crate::store::NewMessage],
+        cursor: Option<(&str, &str)>,
+    ) -> Result<(), AgentError> {
+        match cursor {
+            Some((name, value)) => self.store.enqueue_with_cursor(messages, name, value)?,
+            None => self.store.enqueue_messages(messages)?,
+        }
+        let report = self.flush_outbox(ctx).await?;
+        match report.last_error {
+            Some(e) if report.pending > 0 => Err(AgentError::Task(format!(
+                "{} message(s) kept for the next run: {e}",
+                report.pending
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Delivers what is pending; reports (does not fail on) delivery problems.

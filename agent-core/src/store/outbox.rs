@@ -144,6 +144,27 @@ impl Store {
         tx.commit().map_err(err)
     }
 
+    /// Queues messages and moves a cursor in one transaction: a source (alerts log, config
+    /// hash) advances only once what it produced is safely in the outbox.
+    pub fn enqueue_with_cursor(
+        &mut self,
+        messages: &[NewMessage],
+        cursor: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let dir = self.dir().to_path_buf();
+        let err = |e| super::classify(&dir, e);
+        let tx = self.conn_mut().transaction().map_err(err)?;
+        insert_messages(&tx, messages).map_err(err)?;
+        tx.execute(
+            "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET value = ?2, updated_at = ?3",
+            params![cursor, value, UnixTime::now().secs()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
     /// Messages whose next try is due, oldest first.
     pub fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         let mut stmt = self

@@ -258,14 +258,19 @@ fn unreadable_directory_is_reported_and_the_scan_goes_on() {
     tree.chmod("locked", 0o000);
     let spec = json!({"settings": clamd.settings(), "root": tree.path()}).to_string();
     let exe = std::env::current_exe().unwrap();
+    // The checkout may not be reachable by nobody (e.g. under /root): run a copy from /tmp.
+    let bin_dir = Tree::new();
+    let copy = bin_dir.path().join("scan-as-nobody");
+    fs::copy(&exe, &copy).unwrap();
+    fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut cmd = if is_root() {
         // root reads everything: drop to nobody for the scan (clamd's socket is 0666).
         let mut c = std::process::Command::new("setpriv");
         c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(&exe);
+            .arg(&copy);
         c
     } else {
-        std::process::Command::new(&exe)
+        std::process::Command::new(&copy)
     };
     let out = cmd
         .args([

@@ -7,7 +7,7 @@
 //! * A reply is the bytes up to a NUL, or up to EOF for the last one; replies longer than
 //!   [`MAX_REPLY`] are refused instead of buffered without bound.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -121,17 +121,38 @@ impl Read for &Stream {
     }
 }
 
-impl Write for &Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl Stream {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
         match self {
-            Stream::Unix(s) => (&*s).write(buf),
-            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
         }
     }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
-            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+}
+
+/// Writes go through `send(MSG_NOSIGNAL)`: clamd closing early (INSTREAM size limit, a
+/// stopped daemon) must give EPIPE, never a SIGPIPE that would kill a host process which
+/// did not ignore it.
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: the fd is open for the lifetime of `self`; `buf` is valid for reads
+            // of `buf.len()` bytes.
+            let n = unsafe {
+                libc::send(
+                    self.raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -226,17 +247,26 @@ impl<R: Read> ReplyReader<R> {
         self.buf[self.start..].contains(&0)
     }
 
-    /// Every remaining reply until EOF.
+    /// Every remaining reply until EOF. clamd may reset the connection right after its
+    /// last reply (it closes with our unread data pending, e.g. after an INSTREAM size
+    /// error): an error after at least one complete reply ends the list instead of
+    /// discarding what was said.
     pub fn read_all(&mut self) -> io::Result<Vec<Vec<u8>>> {
         let mut replies = Vec::new();
-        while let Some(r) = self.next_reply()? {
-            // A trailing "\n" legacy terminator or an empty tail is not a reply.
-            let r = trim_terminators(r);
-            if !r.is_empty() {
-                replies.push(r);
+        loop {
+            match self.next_reply() {
+                Ok(Some(r)) => {
+                    // A trailing "\n" legacy terminator or an empty tail is not a reply.
+                    let r = trim_terminators(r);
+                    if !r.is_empty() {
+                        replies.push(r);
+                    }
+                }
+                Ok(None) => return Ok(replies),
+                Err(_) if !replies.is_empty() => return Ok(replies),
+                Err(e) => return Err(e),
             }
         }
-        Ok(replies)
     }
 
     pub fn get_ref(&self) -> &R {
@@ -322,6 +352,43 @@ mod tests {
     fn read_all_drops_empty_tail() {
         let mut r = ReplyReader::new(&b"a: OK\x00"[..]);
         assert_eq!(r.read_all().unwrap(), vec![b"a: OK".to_vec()]);
+    }
+
+    /// A reader that yields its data, then fails like a reset connection.
+    struct ThenReset(Vec<u8>);
+    impl Read for ThenReset {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::from(io::ErrorKind::ConnectionReset));
+            }
+            let n = self.0.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_reset_after_a_reply_keeps_the_reply() {
+        let mut r = ReplyReader::new(ThenReset(b"INSTREAM size limit exceeded. ERROR\0".to_vec()));
+        assert_eq!(
+            r.read_all().unwrap(),
+            vec![b"INSTREAM size limit exceeded. ERROR".to_vec()]
+        );
+        let mut r = ReplyReader::new(ThenReset(Vec::new()));
+        assert!(r.read_all().is_err(), "no reply at all is still an error");
+    }
+
+    #[test]
+    fn writes_to_a_closed_peer_fail_without_sigpipe() {
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        // The Rust runtime ignores SIGPIPE; a C host may not. Restore the default action
+        // for the write: without MSG_NOSIGNAL this would kill the test process.
+        let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let result = (&Stream::Unix(a)).write_all(b"zPING\0");
+        unsafe { libc::signal(libc::SIGPIPE, previous) };
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! outbox, tasks) where a real antivirus would add nothing but noise.
 //!
 //! Settings (`[backends.testav]`): `file_delay_ms` (sleep per scanned file, to make scans
-//! long enough to interrupt or to overlap with other tasks), `product_version`.
+//! long enough to interrupt or to overlap with other tasks), `product_version`,
+//! `alerts_file` (JSON lines of `Detection`s a test appends to; the cursor is a line count),
+//! `config_file` (a JSON object attr → value; keys starting with `readonly` are refused).
 //! Detection: a file containing the EICAR test string. Walks folders itself, does not follow
 //! symbolic links.
 
@@ -11,8 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use armadito_plugin_api::serde_json::Value;
 use armadito_plugin_api::{
-    BackendState, Capabilities, Detection, DetectionAction, Host, OnOff, Plugin, PluginError,
-    Progress, ScanProgress, ScanRequest, ScanResult, ServiceStatus, export_plugin,
+    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry,
+    ConfigRejection, Detection, DetectionAction, Host, OnOff, Plugin, PluginError, Progress,
+    ScanProgress, ScanRequest, ScanResult, ServiceStatus, export_plugin,
 };
 
 const EICAR_MARK: &[u8] = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE";
@@ -20,6 +23,8 @@ const EICAR_MARK: &[u8] = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE";
 pub struct TestAv {
     delay: Duration,
     version: String,
+    alerts_file: Option<String>,
+    config_file: Option<String>,
 }
 
 fn now() -> i64 {
@@ -40,6 +45,9 @@ impl Plugin for TestAv {
             scan: true,
             scan_progress: true,
             scan_cancel: true,
+            alerts: true,
+            config_get: true,
+            config_set: true,
             ..Capabilities::default()
         }
     }
@@ -54,9 +62,12 @@ impl Plugin for TestAv {
             .and_then(Value::as_str)
             .unwrap_or("1.0.0")
             .to_string();
+        let path = |k: &str| settings.get(k).and_then(Value::as_str).map(str::to_string);
         Ok(TestAv {
             delay: Duration::from_millis(delay),
             version,
+            alerts_file: path("alerts_file"),
+            config_file: path("config_file"),
         })
     }
 
@@ -69,6 +80,64 @@ impl Plugin for TestAv {
             realtime: OnOff::Off,
             ..BackendState::default()
         })
+    }
+
+    fn alerts(&self, query: AlertsQuery) -> Result<AlertsPage, PluginError> {
+        let Some(file) = &self.alerts_file else {
+            return Ok(AlertsPage::default());
+        };
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let from: usize = query
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let limit = query.limit.unwrap_or(100) as usize;
+        let to = lines.len().min(from + limit);
+        let detections = lines[from.min(to)..to]
+            .iter()
+            .map(|l| {
+                armadito_plugin_api::serde_json::from_str::<Detection>(l)
+                    .map_err(|e| PluginError::internal(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AlertsPage {
+            detections,
+            next_cursor: Some(to.to_string()),
+            more: to < lines.len(),
+        })
+    }
+
+    fn config_get(&self) -> Result<Vec<ConfigEntry>, PluginError> {
+        Ok(self
+            .read_config()
+            .into_iter()
+            .map(|(k, v)| ConfigEntry::new(k, v))
+            .collect())
+    }
+
+    fn config_set(&self, entries: Vec<ConfigEntry>) -> Result<ConfigApplyReport, PluginError> {
+        let Some(file) = &self.config_file else {
+            return Err(PluginError::not_supported("config_set without config_file"));
+        };
+        let mut cfg = self.read_config();
+        let mut report = ConfigApplyReport::default();
+        for e in entries {
+            if e.attr.starts_with("readonly") {
+                report.rejected.push(ConfigRejection {
+                    attr: e.attr,
+                    reason: "read-only key".into(),
+                });
+            } else {
+                cfg.insert(e.attr.clone(), e.value);
+                report.applied.push(e.attr);
+            }
+        }
+        let text = armadito_plugin_api::serde_json::to_string(&cfg)
+            .map_err(|e| PluginError::internal(e.to_string()))?;
+        std::fs::write(file, text).map_err(|e| PluginError::internal(e.to_string()))?;
+        Ok(report)
     }
 
     fn scan(
@@ -124,6 +193,16 @@ impl Plugin for TestAv {
         result.end_time = now();
         result.duration_secs = (result.end_time - result.start_time) as f64;
         Ok(result)
+    }
+}
+
+impl TestAv {
+    fn read_config(&self) -> std::collections::BTreeMap<String, Value> {
+        self.config_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| armadito_plugin_api::serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     }
 }
 

@@ -1,0 +1,81 @@
+//! `-t Alerts`: detections the backend saw since the stored cursor, as POST api/alerts.
+//!
+//! The cursor moves in the same transaction that puts the alerts in the outbox, so a detection
+//! is never sent twice by the agent (the server also de-duplicates by checksum) nor lost while
+//! the server is down: it waits in the outbox.
+
+use armadito_plugin_api::model::AlertsQuery;
+
+use crate::app::{AgentError, Context};
+use crate::jobs::execute::wire_alert;
+use crate::jobs::{Enrolled, blocking};
+use crate::store::{MessageKind, NewMessage};
+use crate::transport::Endpoint;
+use crate::wire::{AlertsReport, TaskName, UnixTime};
+
+/// Detections per message (and per backend page).
+const PAGE: u32 = 100;
+
+pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    let mut agent = Enrolled::open(ctx)?;
+    agent.flush_outbox(ctx).await?;
+    let (_registry, backend) = ctx.backend()?;
+    let name = ctx.config.backend.clone().unwrap_or_default();
+    let cursor_name = format!("alerts:{name}");
+    let mut cursor = agent.store.cursor(&cursor_name)?;
+    let mut total = 0usize;
+    loop {
+        if agent.store.outbox_len()? >= ctx.config.outbox.max_messages {
+            tracing::warn!(
+                "outbox is full: new detections stay in the backend until the server accepts the pending messages"
+            );
+            break;
+        }
+        let query = AlertsQuery {
+            cursor: cursor.clone(),
+            since: None,
+            limit: Some(PAGE),
+        };
+        let b = backend.clone();
+        let page = blocking(move || b.alerts(&query)).await??;
+        let next = page
+            .next_cursor
+            .clone()
+            .or_else(|| cursor.clone())
+            .unwrap_or_default();
+        let now = UnixTime::now();
+        let alerts: Vec<_> = page
+            .detections
+            .iter()
+            .map(|d| wire_alert(d, now, &name, "real-time"))
+            .collect();
+        total += alerts.len();
+        let messages = if alerts.is_empty() {
+            Vec::new() // an empty `alerts` array makes PHP print a notice: send nothing
+        } else {
+            vec![NewMessage {
+                endpoint: Endpoint::Alerts.name(),
+                kind: MessageKind::Alerts,
+                supersede_key: None,
+                job_id: None,
+                body: agent.body(
+                    TaskName::Alerts,
+                    AlertsReport {
+                        alerts,
+                        job_id: None,
+                    },
+                )?,
+            }]
+        };
+        agent
+            .store
+            .enqueue_with_cursor(&messages, &cursor_name, &next)?;
+        let advanced = Some(next.clone()) != cursor;
+        cursor = Some(next);
+        if !page.more || !advanced {
+            break;
+        }
+    }
+    println!("Alerts: {total} new detection(s)");
+    agent.send(ctx, &[], None).await
+}

@@ -1,0 +1,166 @@
+//! `-t AVConfig`: apply a server-defined configuration (when the server has one), then report
+//! the backend's configuration as POST api/avconfigs `[{attr, value}]`.
+//!
+//! The shipped plugin answers 400 to GET api/avconfigs: that means "nothing defined", silently.
+//! The report is sent only when the configuration changed since the last one queued (a hash in
+//! the store, moved with the message), unless `--force`.
+
+use armadito_plugin_api::model::ConfigEntry;
+use sha2::{Digest, Sha256};
+
+use crate::app::{AgentError, Context};
+use crate::jobs::{Enrolled, blocking};
+use crate::store::{MessageKind, NewMessage};
+use crate::tasks::state::scalar;
+use crate::transport::Endpoint;
+use crate::wire::{AttrValue, TaskName, parse_server_config};
+
+const HASH_CURSOR: &str = "avconfig:hash";
+
+pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    let mut agent = Enrolled::open(ctx)?;
+    agent.flush_outbox(ctx).await?;
+    let (_registry, backend) = ctx.backend()?;
+
+    let wanted = server_config(&agent).await?;
+    let b = backend.clone();
+    let mut current = blocking(move || b.config_get()).await??;
+    let mut problems = Vec::new();
+    if let Some(wanted) = wanted {
+        let changes = differences(&wanted, &current);
+        if changes.is_empty() {
+            tracing::info!("the server's configuration is already applied");
+        } else {
+            tracing::info!(keys = changes.len(), "applying the server's configuration");
+            let b = backend.clone();
+            let to_set = changes.clone();
+            let applied = blocking(move || b.config_set(&to_set)).await??;
+            for r in &applied.rejected {
+                problems.push(format!("{}: {}", r.attr, r.reason));
+            }
+            let b = backend.clone();
+            current = blocking(move || b.config_get()).await??;
+            // confirm by re-reading: a key the backend said it applied but still differs is reported
+            for c in differences(&changes, &current) {
+                if !applied.rejected.iter().any(|r| r.attr == c.attr) {
+                    problems.push(format!("{}: not in effect after applying", c.attr));
+                }
+            }
+        }
+    }
+    for p in &problems {
+        tracing::warn!("configuration key not applied: {p}");
+    }
+
+    let entries: Vec<AttrValue> = current
+        .iter()
+        .map(|e| AttrValue {
+            attr: e.attr.clone(),
+            value: scalar(&e.value),
+        })
+        .collect();
+    let hash = hex(&Sha256::digest(
+        serde_json::to_vec(&entries).unwrap_or_default(),
+    ));
+    let force = ctx.cli.force;
+    if !force && agent.store.cursor(HASH_CURSOR)?.as_deref() == Some(hash.as_str()) {
+        println!(
+            "AVConfig: {} keys, unchanged since the last report (use --force to send anyway)",
+            entries.len()
+        );
+        agent.send(ctx, &[], None).await?;
+    } else {
+        let msg = NewMessage {
+            endpoint: Endpoint::AvConfigs.name(),
+            kind: MessageKind::AvConfig,
+            supersede_key: Some("avconfig".into()),
+            job_id: None,
+            body: agent.body(TaskName::AVConfig, &entries)?,
+        };
+        println!("AVConfig: {} keys reported", entries.len());
+        agent.send(ctx, &[msg], Some((HASH_CURSOR, &hash))).await?;
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AgentError::Task(format!(
+            "some configuration keys could not be applied: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+/// `None` when the server defines nothing (the shipped plugin's 400).
+async fn server_config(agent: &Enrolled) -> Result<Option<Vec<ConfigEntry>>, AgentError> {
+    match agent
+        .client
+        .get_config(Endpoint::AvConfigs, agent.agent_id)
+        .await
+    {
+        Ok(reply) => {
+            let list = parse_server_config(&reply.body)?;
+            Ok(Some(
+                list.into_iter()
+                    .map(|a| ConfigEntry::new(a.attr, a.value))
+                    .collect(),
+            ))
+        }
+        Err(e) if e.status() == Some(400) => {
+            tracing::debug!("the server defines no configuration for this agent");
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the server's configuration, reporting the local one: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Entries of `wanted` whose value differs from (or is missing in) `current`. Values compare
+/// as text, as the server stores them.
+pub fn differences(wanted: &[ConfigEntry], current: &[ConfigEntry]) -> Vec<ConfigEntry> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Bool(true) => "1".into(),
+        serde_json::Value::Bool(false) => String::new(),
+        other => other.to_string(),
+    };
+    wanted
+        .iter()
+        .filter(|w| {
+            !current
+                .iter()
+                .any(|c| c.attr == w.attr && text(&c.value) == text(&w.value))
+        })
+        .cloned()
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_differences_are_applied() {
+        let current = vec![
+            ConfigEntry::new("MaxThreads", 10),
+            ConfigEntry::new("ScanPDF", "yes"),
+            ConfigEntry::new("Flag", true),
+        ];
+        let wanted = vec![
+            ConfigEntry::new("MaxThreads", "10"),
+            ConfigEntry::new("ScanPDF", "no"),
+            ConfigEntry::new("Flag", "1"),
+            ConfigEntry::new("New", "x"),
+        ];
+        let d = differences(&wanted, &current);
+        assert_eq!(
+            d.iter().map(|e| e.attr.as_str()).collect::<Vec<_>>(),
+            vec!["ScanPDF", "New"]
+        );
+    }
+}
