@@ -53,6 +53,14 @@ pub struct Cli {
     #[arg(long)]
     pub get_schedulerid: bool,
 
+    /// Scan: a file or folder to scan (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub path: Vec<PathBuf>,
+
+    /// Scan: send the detections to the server as alerts
+    #[arg(long)]
+    pub report: bool,
+
     /// AVConfig: report the configuration even if unchanged since the last report
     #[arg(long)]
     pub force: bool,

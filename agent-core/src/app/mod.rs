@@ -171,6 +171,7 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         TaskName::Getjobs => crate::jobs::getjobs::run(ctx).await,
         TaskName::Runjobs => crate::jobs::runjobs::run(ctx).await,
         TaskName::State => tasks::state::run(ctx).await,
+        TaskName::Scan => tasks::scan::run(ctx).await,
         TaskName::Alerts => tasks::alerts::run(ctx).await,
         TaskName::AVConfig => tasks::avconfig::run(ctx).await,
         other => {

@@ -40,14 +40,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let uuid = ctx.uuid(&store)?;
     let previous = store.enrollment()?;
 
-    // The backend is not needed to enroll (the old agent failed here when the AV was missing):
-    // the antivirus identity defaults to the configured backend name until a backend reports.
-    let backend = ctx
-        .config
-        .backend
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
-    let antivirus = AntivirusInfo::new(backend, "unknown");
+    let antivirus = antivirus_identity(ctx).await;
     let agent_id = previous.as_ref().map_or(0, |e| e.agent_id);
     let body = Envelope::new(
         agent_id,
@@ -99,6 +92,31 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         ids.agent_id, ids.scheduler_id
     );
     Ok(())
+}
+
+/// The antivirus the server files this agent under (its scan configurations hang off it): the
+/// backend's product name and version. The backend is not required to enroll (the old agent
+/// failed here when the AV was missing): without it, the configured backend name is used.
+async fn antivirus_identity(ctx: &Context) -> AntivirusInfo {
+    if ctx.config.backend.is_none() {
+        return ctx.antivirus();
+    }
+    let state = match ctx.backend() {
+        Ok((_registry, backend)) => match crate::jobs::blocking(move || backend.state()).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    match state {
+        Ok(s) if !s.product_name.is_empty() => AntivirusInfo::new(s.product_name, s.product_version),
+        Ok(_) => ctx.antivirus(),
+        Err(e) => {
+            tracing::warn!("enrolling without the backend's product details: {e}");
+            ctx.antivirus()
+        }
+    }
 }
 
 fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {

@@ -6,5 +6,6 @@ pub mod avconfig;
 pub mod enrollment;
 pub mod inspect;
 pub mod plugins;
+pub mod scan;
 pub mod state;
 pub mod status;
