@@ -208,3 +208,44 @@ fn results_survive_a_failing_server_and_are_delivered_on_the_next_run() {
         Some("(nothing pending)")
     );
 }
+
+/// Children of `pid`, from /proc.
+#[cfg(target_os = "linux")]
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|st| st.rsplit(')').next()?.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_agent_leaves_no_plugin_host_scanning_behind() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "[backends.testav]\nfile_delay_ms = 400\n");
+    let tree = make_tree(&s.dir.path().join("tree"), 20, 0);
+    d.create_job(agent, d.create_scanconfig("tree", tree.to_str().unwrap(), "", av), 1);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    let mut runner = s.spawn(&["-t", "Runjobs"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hosts = loop {
+        let kids = children(runner.id());
+        if !kids.is_empty() && s.run(&["queue"]).stdout.contains("running") {
+            break kids;
+        }
+        assert!(Instant::now() < deadline, "no plugin host appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    for h in hosts {
+        assert!(!std::path::Path::new(&format!("/proc/{h}")).exists() || std::fs::read_to_string(format!("/proc/{h}/stat")).unwrap_or_default().contains(") Z"), "plugin host {h} still alive");
+    }
+}

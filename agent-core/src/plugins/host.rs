@@ -95,27 +95,11 @@ impl ProgressSinkFfi for ChildSink {
     }
 }
 
-/// A plugin host whose agent was killed (SIGKILL, OOM) must not go on scanning a disk for
-/// hours as an orphan: on Linux the kernel kills it with its parent. Elsewhere it stops at the
-/// next request, when it reads EOF on stdin.
-fn die_with_parent() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and has no memory effects.
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        }
-        // If the agent died before this call, stdin is already closed: the request loop below
-        // reads EOF and exits.
-    }
-}
-
 /// Entry point of `armadito-agent plugin-host --plugin <file>`: serve until stdin closes.
 ///
 /// Exit codes: 0 after stdin closed, 3 when the plugin was refused (after a `refused`
 /// message), 2 on an I/O failure.
 pub fn plugin_host_main(plugin: &Path) -> ExitCode {
-    die_with_parent();
     let _ = OUT.set(Mutex::new(protocol_output()));
 
     let loaded = match load(plugin) {

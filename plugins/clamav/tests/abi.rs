@@ -120,6 +120,14 @@ fn loads_through_abi_stable_and_serves_every_call() {
     let page = ok(backend.alerts(RStr::from_str("{}")));
     assert!(page.contains("next_cursor"), "{page}");
 
+    // invoke: RELOAD through the extension point.
+    let reloaded = ok(backend.invoke(
+        RStr::from_str("reload"),
+        RStr::from_str("{}"),
+        ProgressSinkFfi_TO::from_ptr(&sink, TD_Opaque),
+    ));
+    assert_eq!(reloaded, r#"{"reloading":true}"#);
+
     // Errors cross the boundary as PluginError JSON with their kind.
     match backend.alerts(RStr::from_str(r#"{"cursor":"garbage"}"#)) {
         RErr(e) => assert!(e.as_str().contains("invalid-argument"), "{e}"),

@@ -77,7 +77,11 @@ fn clean_file_and_eicar_by_path_over_unix_and_tcp() {
     let bad = tree.file("docs/sub/eicar.com", &eicar());
     let empty = tree.file("empty", b"");
 
-    for extra in [json!({}), json!({"socket": null, "tcp": clamd.tcp()})] {
+    for extra in [
+        json!({}),
+        json!({"socket": null, "tcp": clamd.tcp()}),
+        json!({"scan_mode": "fildes"}),
+    ] {
         let b = backend(&clamd, extra.clone());
         let rec = Recorder::default();
         let r = b.scan(&request(&[tree.path()]), &rec).expect("scan");

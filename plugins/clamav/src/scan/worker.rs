@@ -285,7 +285,7 @@ impl SessionWorker<'_, '_, '_> {
     fn run(&mut self) -> Result<(), ClamdError> {
         let window = self.shared.opts.pipeline.max(1);
         // Refill once half the window has drained: one write per several requests.
-        let low_water = std::env::var("TMP_LOWWATER").ok().and_then(|v| v.parse().ok()).unwrap_or(window / 2);
+        let low_water = window / 2;
         loop {
             if self.stopped() {
                 return Ok(());

@@ -1,0 +1,209 @@
+//! `[schedule]` of agent.toml: how `-t Scheduler` installs the periodic tasks.
+//!
+//! ```toml
+//! [schedule]
+//! mode = "cron"                  # cron (Linux default) | systemd | schtasks (Windows default)
+//! root = "/"                     # prefix of every file written (tests: a temp dir)
+//! logfile = "/var/log/armadito-agent/agent.log"
+//! user = "root"
+//! [schedule.tasks.Getjobs]
+//! freq = "*/2 * * * *"           # m h dom mon dow
+//! wait_rand = 30                 # --wait-rand N
+//! enabled = true
+//! ```
+//!
+//! Frequencies are validated when the file is loaded (like every other key: a typo is an
+//! error, not a silent default); the user and log file when the task runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::model::{
+    CronExpr, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry, validate_logfile,
+    validate_user,
+};
+
+/// How the schedule is installed. A long-running daemon mode (the agent's own timer loop)
+/// will be one more variant, dispatched in `scheduler::run` like the others.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleMode {
+    /// One `/etc/cron.d/armadito-agent` file.
+    Cron,
+    /// One `armadito-agent-<task>.service` + `.timer` pair per task in `/etc/systemd/system`.
+    Systemd,
+    /// Windows scheduled tasks `ArmaditoAgentTask<Task>`, created with `schtasks /Create`.
+    Schtasks,
+}
+
+impl ScheduleMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleMode::Cron => "cron",
+            ScheduleMode::Systemd => "systemd",
+            ScheduleMode::Schtasks => "schtasks",
+        }
+    }
+
+    /// The scheduler name reported to the server (`task.obj.name`): the old agent's `Cron` and
+    /// `Win32Native`, and `Systemd`.
+    pub fn report_name(self) -> &'static str {
+        match self {
+            ScheduleMode::Cron => "Cron",
+            ScheduleMode::Systemd => "Systemd",
+            ScheduleMode::Schtasks => "Win32Native",
+        }
+    }
+}
+
+impl Default for ScheduleMode {
+    fn default() -> Self {
+        if cfg!(windows) {
+            ScheduleMode::Schtasks
+        } else {
+            ScheduleMode::Cron
+        }
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub mode: ScheduleMode,
+    /// Prefix of every path the task writes (`<root>/etc/cron.d/armadito-agent`, …). Only with
+    /// `/` does the task also run `systemctl`/`schtasks`, so a test (or a package build
+    /// staging a file tree) can write into a folder without touching the machine.
+    pub root: PathBuf,
+    /// Where scheduled runs append their output (cron redirection, systemd `append:`).
+    /// Not used by `schtasks` (no shell to redirect with): there, set `[log] file`.
+    pub logfile: String,
+    /// The user the tasks run as (cron's user column, systemd `User=`; Windows: SYSTEM).
+    pub user: String,
+    /// Per-task overrides of the built-in table.
+    pub tasks: BTreeMap<ScheduledTask, TaskSettings>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            mode: ScheduleMode::default(),
+            root: PathBuf::from("/"),
+            logfile: if cfg!(windows) {
+                r"C:\ProgramData\Armadito-Agent\logs\agent.log".into()
+            } else {
+                "/var/log/armadito-agent/agent.log".into()
+            },
+            user: "root".into(),
+            tasks: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[schedule.tasks.<Task>]`: each key overrides the built-in value.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskSettings {
+    pub freq: Option<CronExpr>,
+    /// Seconds; 0 = no spreading.
+    pub wait_rand: Option<u64>,
+    pub enabled: Option<bool>,
+}
+
+impl ScheduleConfig {
+    /// The schedule from the built-in table and this configuration.
+    pub fn local_schedule(&self) -> Result<Schedule, String> {
+        validate_user(&self.user).map_err(|e| format!("[schedule] user {:?}: {e}", self.user))?;
+        validate_logfile(&self.logfile)
+            .map_err(|e| format!("[schedule] logfile {:?}: {e}", self.logfile))?;
+        let mut tasks = BTreeMap::new();
+        for task in ScheduledTask::ALL {
+            let mut entry: TaskEntry = task.default_entry();
+            if let Some(o) = self.tasks.get(&task) {
+                if let Some(f) = &o.freq {
+                    entry.freq = f.clone();
+                }
+                if let Some(n) = o.wait_rand {
+                    if n > MAX_WAIT_RAND {
+                        return Err(format!(
+                            "[schedule.tasks.{task}] wait_rand = {n}: at most {MAX_WAIT_RAND} s"
+                        ));
+                    }
+                    entry.wait_rand = (n > 0).then_some(n);
+                }
+                if let Some(e) = o.enabled {
+                    entry.enabled = e;
+                }
+            }
+            tasks.insert(task, entry);
+        }
+        Ok(Schedule {
+            user: self.user.clone(),
+            logfile: self.logfile.clone(),
+            tasks,
+            source: Source::Local,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ScheduleConfig, String> {
+        toml::from_str(s).map_err(|e: toml::de::Error| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_built_in_table() {
+        let c = parse("").unwrap();
+        assert_eq!(c, ScheduleConfig::default());
+        assert_eq!(c.root, PathBuf::from("/"));
+        let s = c.local_schedule().unwrap();
+        assert_eq!(s.tasks.len(), 6);
+        assert!(s.tasks.values().all(|e| e.enabled));
+        assert_eq!(s.source, Source::Local);
+    }
+
+    #[test]
+    fn overrides_apply_per_task() {
+        let c = parse(
+            "mode = 'systemd'\nroot = '/srv/img'\n[tasks.Getjobs]\nfreq = '*/5 * * * *'\nwait_rand = 0\n[tasks.AVConfig]\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.mode, ScheduleMode::Systemd);
+        let s = c.local_schedule().unwrap();
+        let g = &s.tasks[&ScheduledTask::Getjobs];
+        assert_eq!((g.freq.as_str(), g.wait_rand), ("*/5 * * * *", None));
+        assert!(!s.tasks[&ScheduledTask::AvConfig].enabled);
+        assert_eq!(
+            s.tasks[&ScheduledTask::Runjobs],
+            ScheduledTask::Runjobs.default_entry()
+        );
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        for (text, needle) in [
+            ("mode = 'anacron'", "unknown variant `anacron`"),
+            ("[tasks.Getjobs]\nfreq = '* * * * * root id'", "frequency"),
+            ("[tasks.Getjob]\nfreq = '* * * * *'", "unknown variant `Getjob`"),
+            ("[tasks.Enrollment]\nfreq = '* * * * *'", "unknown variant `Enrollment`"),
+            ("[tasks.Getjobs]\nfrq = '* * * * *'", "unknown field `frq`"),
+            ("logfle = '/var/log/x.log'", "unknown field `logfle`"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+        for (text, needle) in [
+            ("logfile = '/tmp/a.log'", "[schedule] logfile \"/tmp/a.log\": is in a temporary folder"),
+            ("user = 'Root'", "[schedule] user"),
+            ("[tasks.Runjobs]\nwait_rand = 100000", "[schedule.tasks.Runjobs] wait_rand"),
+        ] {
+            let e = parse(text).unwrap().local_schedule().unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+}
