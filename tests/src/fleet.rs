@@ -37,12 +37,18 @@ pub fn make_tree(dir: &Path, n: usize, infected: usize) -> PathBuf {
 
 /// An agent enrolled on `d`, using the `testav` backend with `extra` appended to its config.
 pub fn enrolled_agent(d: &Double, extra: &str) -> (AgentSandbox, i64, i64) {
+    enrolled_agent_with(d, "testav", "test-plugin-testav", extra)
+}
+
+/// An agent enrolled on `d` with backend `backend`, built from cdylib package `package`.
+/// Returns the sandbox, the agent id and the antivirus id the double filed it under.
+pub fn enrolled_agent_with(d: &Double, backend: &str, package: &str, extra: &str) -> (AgentSandbox, i64, i64) {
     d.create_key(KEY, 1000, 3600);
     let mut s = AgentSandbox::new(&d.base_url());
-    s.top_config = "backend = \"testav\"".into();
+    s.top_config = format!("backend = \"{backend}\"");
     s.extra_config = format!("[outbox]\nretry_base = 0\n{extra}");
     s.write_config(UUID);
-    s.install_plugins(&built_plugins(&["test-plugin-testav"]));
+    s.install_plugins(&built_plugins(&[package]));
     s.run(&["-t", "Enrollment", "-k", KEY]).assert_code(0);
     let agent = d
         .agents()

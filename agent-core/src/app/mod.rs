@@ -174,6 +174,7 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         TaskName::Scan => tasks::scan::run(ctx).await,
         TaskName::Alerts => tasks::alerts::run(ctx).await,
         TaskName::AVConfig => tasks::avconfig::run(ctx).await,
+        TaskName::Scheduler => tasks::scheduler::run(ctx).await,
         other => {
             let store = ctx.open_store()?;
             if store.enrollment()?.is_none() {

@@ -39,23 +39,26 @@ pub struct FileConfig {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub scan: ScanConfig,
+    /// `[schedule]`: how `-t Scheduler` installs the periodic tasks.
+    #[serde(default)]
+    pub schedule: crate::tasks::scheduler::ScheduleConfig,
 }
 
 /// `[scan]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanConfig {
     /// When not empty, Scan jobs may only scan under these folders.
     pub allowed_paths: Vec<PathBuf>,
-    /// Seconds between two progress reports of a running scan job.
-    pub progress_interval: u64,
+    /// Seconds between two progress reports of a running scan job (fractions allowed).
+    pub progress_interval: f64,
 }
 
 impl Default for ScanConfig {
     fn default() -> Self {
         Self {
             allowed_paths: Vec::new(),
-            progress_interval: 5,
+            progress_interval: 5.0,
         }
     }
 }
@@ -215,6 +218,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub outbox: OutboxConfig,
     pub scan: ScanConfig,
+    pub schedule: crate::tasks::scheduler::ScheduleConfig,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
 }
@@ -296,6 +300,7 @@ impl Config {
             jobs: file.jobs,
             outbox: file.outbox,
             scan: file.scan,
+            schedule: file.schedule,
             source,
         }
     }

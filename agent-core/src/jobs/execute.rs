@@ -76,7 +76,7 @@ impl<'a> Executor<'a> {
         request.job_id = Some(job.job_id.to_string());
         let backend = self.backend()?;
         let started = UnixTime::now();
-        let interval = Duration::from_secs(self.ctx.config.scan.progress_interval.max(1));
+        let interval = Duration::from_secs_f64(self.ctx.config.scan.progress_interval.clamp(0.1, 86_400.0));
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ScanProgress>();
         let cancel = CancelToken::new();

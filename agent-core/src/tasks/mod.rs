@@ -7,5 +7,6 @@ pub mod enrollment;
 pub mod inspect;
 pub mod plugins;
 pub mod scan;
+pub mod scheduler;
 pub mod state;
 pub mod status;
