@@ -42,7 +42,12 @@ pub fn enrolled_agent(d: &Double, extra: &str) -> (AgentSandbox, i64, i64) {
 
 /// An agent enrolled on `d` with backend `backend`, built from cdylib package `package`.
 /// Returns the sandbox, the agent id and the antivirus id the double filed it under.
-pub fn enrolled_agent_with(d: &Double, backend: &str, package: &str, extra: &str) -> (AgentSandbox, i64, i64) {
+pub fn enrolled_agent_with(
+    d: &Double,
+    backend: &str,
+    package: &str,
+    extra: &str,
+) -> (AgentSandbox, i64, i64) {
     d.create_key(KEY, 1000, 3600);
     let mut s = AgentSandbox::new(&d.base_url());
     s.top_config = format!("backend = \"{backend}\"");

@@ -137,13 +137,30 @@ fn local_scan_prints_results_and_reports_only_when_asked() {
     let before = d.requests().len();
     let r = s.run(&["-t", "Scan", "--path", tree.to_str().unwrap()]);
     r.assert_code(0);
-    assert!(r.stdout.contains("FOUND Eicar-Test-Signature"), "{}", r.stdout);
-    assert!(r.stdout.contains("5 files scanned, 1 malware"), "{}", r.stdout);
-    assert_eq!(d.requests().len(), before, "a local scan sends nothing by default");
+    assert!(
+        r.stdout.contains("FOUND Eicar-Test-Signature"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("5 files scanned, 1 malware"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        d.requests().len(),
+        before,
+        "a local scan sends nothing by default"
+    );
 
-    s.run(&["-t", "Scan", "--path", tree.to_str().unwrap(), "--report"]).assert_code(0);
+    s.run(&["-t", "Scan", "--path", tree.to_str().unwrap(), "--report"])
+        .assert_code(0);
     assert_eq!(d.alerts().len(), 1);
     assert_eq!(d.alerts()[0].plugin_armadito_jobs_id, 0);
-    s.run(&["-t", "Scan"]).assert_code(3).assert_one_error_line("needs --path");
-    s.run(&["-t", "Scan", "--path", "/nonexistent/x"]).assert_code(3).assert_one_error_line("does not exist");
+    s.run(&["-t", "Scan"])
+        .assert_code(3)
+        .assert_one_error_line("needs --path");
+    s.run(&["-t", "Scan", "--path", "/nonexistent/x"])
+        .assert_code(3)
+        .assert_one_error_line("does not exist");
 }

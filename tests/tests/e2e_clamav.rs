@@ -20,11 +20,27 @@ impl Clamd {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("clamd");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/start-clamd.sh");
-        let out = Command::new("sh").arg(script).arg(&dir).output().expect("run start-clamd.sh");
-        assert!(out.status.success(), "clamd did not start (is clamav-daemon installed? see .ci/install-clamav.sh):\n{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("sh")
+            .arg(script)
+            .arg(&dir)
+            .output()
+            .expect("run start-clamd.sh");
+        assert!(
+            out.status.success(),
+            "clamd did not start (is clamav-daemon installed? see .ci/install-clamav.sh):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let socket = line.split_whitespace().nth(2).expect("PID PORT SOCKET").to_string();
-        Clamd { dir, socket, _tmp: tmp }
+        let socket = line
+            .split_whitespace()
+            .nth(2)
+            .expect("PID PORT SOCKET")
+            .to_string();
+        Clamd {
+            dir,
+            socket,
+            _tmp: tmp,
+        }
     }
 
     fn settings(&self) -> String {
@@ -50,29 +66,76 @@ fn scan_job_state_and_avconfig_with_a_real_clamd() {
     let d = Double::start();
     let extra = format!("[scan]\nprogress_interval = 0.2\n{}", clamd.settings());
     let (s, agent, av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &extra);
-    assert!(d.antiviruses().iter().any(|a| a.id == av && a.name.to_lowercase().contains("clam")), "{:?}", d.antiviruses());
+    assert!(
+        d.antiviruses()
+            .iter()
+            .any(|a| a.id == av && a.name.to_lowercase().contains("clam")),
+        "{:?}",
+        d.antiviruses()
+    );
 
     let tree = make_tree(&s.dir.path().join("tree"), 4000, 3);
-    let job = d.create_job(agent, d.create_scanconfig("tree", tree.to_str().unwrap(), "-r", av), 2);
+    let job = d.create_job(
+        agent,
+        d.create_scanconfig("tree", tree.to_str().unwrap(), "-r", av),
+        2,
+    );
     s.run(&["-t", "Getjobs"]).assert_code(0);
     s.run(&["-t", "Runjobs"]).assert_code(0);
 
-    assert_eq!(d.job(job).unwrap().job_status, "successful", "{:?}", d.job(job));
-    let scan = d.scans().into_iter().find(|sc| sc.plugin_armadito_jobs_id == job).unwrap();
-    assert_eq!((scan.scanned_count, scan.malware_count, scan.progress), (Some(4003), Some(3), Some(100)), "{scan:?}");
-    let alerts: Vec<_> = d.alerts().into_iter().filter(|a| a.plugin_armadito_jobs_id == job).collect();
+    assert_eq!(
+        d.job(job).unwrap().job_status,
+        "successful",
+        "{:?}",
+        d.job(job)
+    );
+    let scan = d
+        .scans()
+        .into_iter()
+        .find(|sc| sc.plugin_armadito_jobs_id == job)
+        .unwrap();
+    assert_eq!(
+        (scan.scanned_count, scan.malware_count, scan.progress),
+        (Some(4003), Some(3), Some(100)),
+        "{scan:?}"
+    );
+    let alerts: Vec<_> = d
+        .alerts()
+        .into_iter()
+        .filter(|a| a.plugin_armadito_jobs_id == job)
+        .collect();
     assert_eq!(alerts.len(), 3, "{alerts:?}");
-    assert!(alerts.iter().all(|a| a.threat_name.contains("EICAR") && a.filepath.contains("eicar-")));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.threat_name.contains("EICAR") && a.filepath.contains("eicar-"))
+    );
     let progress_posts = d
         .requests()
         .iter()
-        .filter(|r| r.path.contains("/api/scans/") && r.body.contains("\"progress\":") && !r.body.contains("\"progress\":100"))
+        .filter(|r| {
+            r.path.contains("/api/scans/")
+                && r.body.contains("\"progress\":")
+                && !r.body.contains("\"progress\":100")
+        })
         .count();
-    eprintln!("progress reports during the scan: {progress_posts}, job duration {:?}", d.job(job).unwrap().duration);
-    assert!(progress_posts >= 1, "a scan of 4000 files reports progress before its end");
+    eprintln!(
+        "progress reports during the scan: {progress_posts}, job duration {:?}",
+        d.job(job).unwrap().duration
+    );
+    assert!(
+        progress_posts >= 1,
+        "a scan of 4000 files reports progress before its end"
+    );
 
     s.run(&["-t", "State"]).assert_code(0);
-    assert!(d.states().iter().any(|st| st.plugin_armadito_agents_id == agent && st.service_status == "running"), "{:?}", d.states());
+    assert!(
+        d.states()
+            .iter()
+            .any(|st| st.plugin_armadito_agents_id == agent && st.service_status == "running"),
+        "{:?}",
+        d.states()
+    );
     s.run(&["-t", "AVConfig"]).assert_code(0);
     assert!(!d.avconfig_effective(agent).is_empty());
     assert!(d.violations().is_empty(), "{:#?}", d.violations());

@@ -218,7 +218,14 @@ fn children(pid: u32) -> Vec<u32> {
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/stat"))
                 .ok()
-                .and_then(|st| st.rsplit(')').next()?.split_whitespace().nth(1)?.parse::<u32>().ok())
+                .and_then(|st| {
+                    st.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                })
                 == Some(pid)
         })
         .collect()
@@ -230,7 +237,11 @@ fn a_killed_agent_leaves_no_plugin_host_scanning_behind() {
     let d = Double::start();
     let (s, agent, av) = enrolled_agent(&d, "[backends.testav]\nfile_delay_ms = 400\n");
     let tree = make_tree(&s.dir.path().join("tree"), 20, 0);
-    d.create_job(agent, d.create_scanconfig("tree", tree.to_str().unwrap(), "", av), 1);
+    d.create_job(
+        agent,
+        d.create_scanconfig("tree", tree.to_str().unwrap(), "", av),
+        1,
+    );
     s.run(&["-t", "Getjobs"]).assert_code(0);
     let mut runner = s.spawn(&["-t", "Runjobs"]);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -246,6 +257,63 @@ fn a_killed_agent_leaves_no_plugin_host_scanning_behind() {
     runner.wait().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     for h in hosts {
-        assert!(!std::path::Path::new(&format!("/proc/{h}")).exists() || std::fs::read_to_string(format!("/proc/{h}/stat")).unwrap_or_default().contains(") Z"), "plugin host {h} still alive");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{h}")).exists()
+                || std::fs::read_to_string(format!("/proc/{h}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z"),
+            "plugin host {h} still alive"
+        );
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_cancels_the_scan_reports_partial_results_and_keeps_the_rest_queued() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "[backends.testav]\nfile_delay_ms = 150\n");
+    let tree = make_tree(&s.dir.path().join("tree"), 40, 0);
+    let cfg = d.create_scanconfig("tree", tree.to_str().unwrap(), "", av);
+    let first = d.create_job(agent, cfg, 2);
+    let second = d.create_job(agent, cfg, 1);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    let runner = s.spawn(&["-t", "Runjobs"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.run(&["queue"]).stdout.contains("running") {
+        assert!(Instant::now() < deadline, "Runjobs never started a job");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = runner.wait_with_output().unwrap();
+    assert!(
+        out.status.code().is_some(),
+        "the agent must exit by itself, not die of the signal"
+    );
+
+    let row = d.job(first).unwrap();
+    assert_eq!(row.job_status, "failed", "{row:?}");
+    let msg = job_error(&d, first).unwrap();
+    assert!(msg.contains("cancelled after"), "{msg}");
+    let scan = d
+        .scans()
+        .into_iter()
+        .find(|sc| sc.plugin_armadito_jobs_id == first)
+        .unwrap();
+    let scanned = scan.scanned_count.unwrap();
+    assert!(
+        scanned > 0 && scanned < 40,
+        "partial count expected: {scan:?}"
+    );
+    assert!(scan.progress.unwrap() < 100, "{scan:?}");
+    assert_eq!(
+        d.job(second).unwrap().job_status,
+        "downloaded",
+        "the next job waits for the next run"
+    );
+    assert!(s.run(&["queue"]).stdout.contains("queued"));
 }

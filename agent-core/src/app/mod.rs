@@ -175,15 +175,6 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         TaskName::Alerts => tasks::alerts::run(ctx).await,
         TaskName::AVConfig => tasks::avconfig::run(ctx).await,
         TaskName::Scheduler => tasks::scheduler::run(ctx).await,
-        other => {
-            let store = ctx.open_store()?;
-            if store.enrollment()?.is_none() {
-                return Err(AgentError::NotEnrolled);
-            }
-            Err(AgentError::Task(format!(
-                "task {other} is not available in this build yet"
-            )))
-        }
     }
 }
 

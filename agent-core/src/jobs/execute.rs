@@ -37,11 +37,17 @@ pub const JOB_TYPES: &[&str] = &["Scan"];
 pub struct Executor<'a> {
     ctx: &'a Context,
     backend: Option<(Arc<Registry>, Arc<dyn Backend>)>,
+    /// A stop signal arrived during a job: run no further job.
+    pub stop_requested: bool,
 }
 
 impl<'a> Executor<'a> {
     pub fn new(ctx: &'a Context) -> Self {
-        Self { ctx, backend: None }
+        Self {
+            ctx,
+            backend: None,
+            stop_requested: false,
+        }
     }
 
     fn backend(&mut self) -> Result<Arc<dyn Backend>, AgentError> {
@@ -76,7 +82,8 @@ impl<'a> Executor<'a> {
         request.job_id = Some(job.job_id.to_string());
         let backend = self.backend()?;
         let started = UnixTime::now();
-        let interval = Duration::from_secs_f64(self.ctx.config.scan.progress_interval.clamp(0.1, 86_400.0));
+        let interval =
+            Duration::from_secs_f64(self.ctx.config.scan.progress_interval.clamp(0.1, 86_400.0));
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ScanProgress>();
         let cancel = CancelToken::new();
@@ -91,10 +98,22 @@ impl<'a> Executor<'a> {
         // While the scan runs: at most one progress report per interval, each resending every
         // field (the server overwrites the whole scan row).
         let mut last_sent = Instant::now();
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let mut stopping = false;
+        let mut last_percent = 0u8;
         let result = loop {
             tokio::select! {
                 r = &mut call => break r,
+                _ = &mut stop, if !stopping => {
+                    // SIGTERM/SIGINT: cancel the scan, then report what it found so far.
+                    tracing::warn!(job_id = job.job_id, "stop requested: cancelling the scan, partial results will be reported");
+                    cancel.cancel();
+                    stopping = true;
+                    self.stop_requested = true;
+                }
                 Some(p) = rx.recv() => {
+                    last_percent = percent_of(&p);
                     if last_sent.elapsed() >= interval {
                         self.send_progress(job.job_id, &p, started, agent).await?;
                         last_sent = Instant::now();
@@ -117,7 +136,7 @@ impl<'a> Executor<'a> {
                 )));
             }
         };
-        self.scan_outcome(job.job_id, &params, &result, started, agent)
+        self.scan_outcome(job.job_id, &params, &result, started, last_percent, agent)
     }
 
     async fn send_progress(
@@ -127,15 +146,7 @@ impl<'a> Executor<'a> {
         started: UnixTime,
         agent: &mut Enrolled,
     ) -> Result<(), AgentError> {
-        let percent = p
-            .percent
-            .or_else(|| {
-                p.files_total_estimate
-                    .filter(|t| *t > 0)
-                    .map(|t| (p.files_scanned * 100 / t) as u8)
-            })
-            .unwrap_or(0)
-            .min(99);
+        let percent = percent_of(p);
         let report = ScanReport::new(
             job_id,
             percent,
@@ -164,6 +175,7 @@ impl<'a> Executor<'a> {
         params: &ScanJobParams,
         r: &ScanResult,
         started: UnixTime,
+        cancelled_at_percent: u8,
         agent: &Enrolled,
     ) -> Result<Outcome, AgentError> {
         let end = UnixTime::new(r.end_time).unwrap_or_else(|_| UnixTime::now());
@@ -171,9 +183,14 @@ impl<'a> Executor<'a> {
             .ok()
             .filter(|s| *s <= end)
             .unwrap_or(started);
+        let progress = if r.cancelled {
+            cancelled_at_percent
+        } else {
+            100
+        };
         let report = ScanReport::new(
             job_id,
-            100,
+            progress,
             r.scanned,
             r.malware,
             r.suspicious,
@@ -227,6 +244,42 @@ impl<'a> Executor<'a> {
             "scan finished"
         );
         Ok(Outcome { error, messages })
+    }
+}
+
+/// How far a scan got, for the server's `progress` column: never 100 before the end (boards
+/// read 100 as "finished").
+fn percent_of(p: &ScanProgress) -> u8 {
+    p.percent
+        .or_else(|| {
+            p.files_total_estimate
+                .filter(|t| *t > 0)
+                .map(|t| (p.files_scanned.saturating_mul(100) / t).min(99) as u8)
+        })
+        .unwrap_or(0)
+        .min(99)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): how a service manager or an admin stops the agent.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

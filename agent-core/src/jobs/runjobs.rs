@@ -44,6 +44,10 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         finish(&mut agent, &job, outcome, start, end)?;
         ran += 1;
         last_flush = Some(agent.flush_outbox(ctx).await?);
+        if executor.stop_requested {
+            tracing::warn!("stopping: the remaining jobs stay queued for the next run");
+            break;
+        }
     }
     let keep = i64::from(ctx.config.jobs.keep_reported_days) * 86_400;
     agent

@@ -110,7 +110,9 @@ async fn antivirus_identity(ctx: &Context) -> AntivirusInfo {
         Err(e) => Err(e.to_string()),
     };
     match state {
-        Ok(s) if !s.product_name.is_empty() => AntivirusInfo::new(s.product_name, s.product_version),
+        Ok(s) if !s.product_name.is_empty() => {
+            AntivirusInfo::new(s.product_name, s.product_version)
+        }
         Ok(_) => ctx.antivirus(),
         Err(e) => {
             tracing::warn!("enrolling without the backend's product details: {e}");

@@ -17,18 +17,28 @@ use crate::wire::{AlertsReport, TaskName, UnixTime};
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let paths = &ctx.cli.path;
     if paths.is_empty() {
-        return Err(AgentError::Usage("-t Scan needs --path PATH (one or more)".into()));
+        return Err(AgentError::Usage(
+            "-t Scan needs --path PATH (one or more)".into(),
+        ));
     }
     let mut request = ScanRequest::default();
     for p in paths {
-        let abs = std::path::absolute(p).map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
+        let abs = std::path::absolute(p)
+            .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
         if !abs.exists() {
-            return Err(AgentError::Usage(format!("{} does not exist", abs.display())));
+            return Err(AgentError::Usage(format!(
+                "{} does not exist",
+                abs.display()
+            )));
         }
         request.paths.push(abs.display().to_string());
     }
     // Checked first: --report must not scan for an hour and then find it cannot deliver.
-    let mut agent = if ctx.cli.report { Some(Enrolled::open(ctx)?) } else { None };
+    let mut agent = if ctx.cli.report {
+        Some(Enrolled::open(ctx)?)
+    } else {
+        None
+    };
     let (_registry, backend) = ctx.backend()?;
     let tty = std::io::stderr().is_terminal();
     let cancel = CancelToken::new();
@@ -38,8 +48,18 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             &mut |p: ScanProgress| {
                 if tty {
                     let current = p.current_path.as_deref().unwrap_or("");
-                    let tail: String = current.chars().rev().take(50).collect::<Vec<_>>().into_iter().rev().collect();
-                    eprint!("\r\x1b[2K{} files, {} malware, {} errors  {}", p.files_scanned, p.malware, p.errors, tail);
+                    let tail: String = current
+                        .chars()
+                        .rev()
+                        .take(50)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    eprint!(
+                        "\r\x1b[2K{} files, {} malware, {} errors  {}",
+                        p.files_scanned, p.malware, p.errors, tail
+                    );
                     let _ = std::io::stderr().flush();
                 }
             },
@@ -62,16 +82,29 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     {
         let backend_name = ctx.config.backend.as_deref().unwrap_or("backend");
         let now = UnixTime::now();
-        let alerts = result.detections.iter().map(|d| wire_alert(d, now, backend_name, "on-demand scan")).collect();
+        let alerts = result
+            .detections
+            .iter()
+            .map(|d| wire_alert(d, now, backend_name, "on-demand scan"))
+            .collect();
         let msg = NewMessage {
             endpoint: Endpoint::Alerts.name(),
             kind: MessageKind::Alerts,
             supersede_key: None,
             job_id: None,
-            body: agent.body(TaskName::Alerts, AlertsReport { alerts, job_id: None })?,
+            body: agent.body(
+                TaskName::Alerts,
+                AlertsReport {
+                    alerts,
+                    job_id: None,
+                },
+            )?,
         };
         agent.send(ctx, &[msg], None).await?;
-        println!("Reported {} detection(s) to the server", result.detections.len());
+        println!(
+            "Reported {} detection(s) to the server",
+            result.detections.len()
+        );
     }
     Ok(())
 }

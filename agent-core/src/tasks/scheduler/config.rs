@@ -189,8 +189,14 @@ mod tests {
         for (text, needle) in [
             ("mode = 'anacron'", "unknown variant `anacron`"),
             ("[tasks.Getjobs]\nfreq = '* * * * * root id'", "frequency"),
-            ("[tasks.Getjob]\nfreq = '* * * * *'", "unknown variant `Getjob`"),
-            ("[tasks.Enrollment]\nfreq = '* * * * *'", "unknown variant `Enrollment`"),
+            (
+                "[tasks.Getjob]\nfreq = '* * * * *'",
+                "unknown variant `Getjob`",
+            ),
+            (
+                "[tasks.Enrollment]\nfreq = '* * * * *'",
+                "unknown variant `Enrollment`",
+            ),
             ("[tasks.Getjobs]\nfrq = '* * * * *'", "unknown field `frq`"),
             ("logfle = '/var/log/x.log'", "unknown field `logfle`"),
         ] {
@@ -198,9 +204,15 @@ mod tests {
             assert!(e.contains(needle), "{text:?}: {e}");
         }
         for (text, needle) in [
-            ("logfile = '/tmp/a.log'", "[schedule] logfile \"/tmp/a.log\": is in a temporary folder"),
+            (
+                "logfile = '/tmp/a.log'",
+                "[schedule] logfile \"/tmp/a.log\": is in a temporary folder",
+            ),
             ("user = 'Root'", "[schedule] user"),
-            ("[tasks.Runjobs]\nwait_rand = 100000", "[schedule.tasks.Runjobs] wait_rand"),
+            (
+                "[tasks.Runjobs]\nwait_rand = 100000",
+                "[schedule.tasks.Runjobs] wait_rand",
+            ),
         ] {
             let e = parse(text).unwrap().local_schedule().unwrap_err();
             assert!(e.contains(needle), "{text:?}: {e}");

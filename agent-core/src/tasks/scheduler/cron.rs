@@ -121,14 +121,25 @@ mod tests {
     fn quoting_survives_sh() {
         assert_eq!(shell_quote("plain").unwrap(), "'plain'");
         assert_eq!(shell_quote("it's").unwrap(), r"'it'\''s'");
-        assert_eq!(shell_quote("$(id) `id` ; | & > *").unwrap(), "'$(id) `id` ; | & > *'");
+        assert_eq!(
+            shell_quote("$(id) `id` ; | & > *").unwrap(),
+            "'$(id) `id` ; | & > *'"
+        );
         for bad in ["a\nb", "a\rb", "50%", "a\0b"] {
             assert!(shell_quote(bad).is_err(), "{bad:?}");
         }
         // the quoted words come back intact through a real /bin/sh (argv, no interpretation)
         #[cfg(unix)]
         if std::path::Path::new("/bin/sh").exists() {
-            let words = ["it's", "$(touch /nonexistent-x)", "a b", "\\", "'", "\"", "*"];
+            let words = [
+                "it's",
+                "$(touch /nonexistent-x)",
+                "a b",
+                "\\",
+                "'",
+                "\"",
+                "*",
+            ];
             let script = format!(
                 "printf '%s\\n' {}",
                 words.map(|w| shell_quote(w).unwrap()).join(" ")
@@ -181,7 +192,11 @@ mod tests {
         let target = Target::new(d.path()).unwrap();
         let units = d.path().join("etc/systemd/system");
         std::fs::create_dir_all(&units).unwrap();
-        std::fs::write(units.join("armadito-agent-getjobs.timer"), format!("# {MARKER}\n")).unwrap();
+        std::fs::write(
+            units.join("armadito-agent-getjobs.timer"),
+            format!("# {MARKER}\n"),
+        )
+        .unwrap();
         std::fs::write(units.join("armadito-agent-mine.timer"), "# the admin's\n").unwrap();
         let cmd = AgentCommand::new("/usr/bin/armadito-agent".into(), None).unwrap();
 

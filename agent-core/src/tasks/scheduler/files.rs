@@ -151,7 +151,8 @@ fn mode_is_0644(path: &Path) -> bool {
 /// Whether `path` is a regular file this task wrote (it carries [`MARKER`]).
 pub fn is_generated(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
-        && std::fs::read_to_string(path).is_ok_and(|s| s.lines().take(3).any(|l| l.contains(MARKER)))
+        && std::fs::read_to_string(path)
+            .is_ok_and(|s| s.lines().take(3).any(|l| l.contains(MARKER)))
 }
 
 /// Removes `path` if this task wrote it. Returns whether something was removed.
@@ -192,7 +193,10 @@ mod tests {
                 0o644
             );
         }
-        assert!(!write_atomic(&p, "# a\n").unwrap(), "same content: untouched");
+        assert!(
+            !write_atomic(&p, "# a\n").unwrap(),
+            "same content: untouched"
+        );
         assert!(write_atomic(&p, "# b\n").unwrap());
         // no temp file left behind
         let names: Vec<_> = std::fs::read_dir(d.path())
@@ -221,7 +225,10 @@ mod tests {
         let t = Target::new(Path::new("/")).unwrap();
         assert!(t.real);
         let e = t
-            .require_dir(Path::new("/nonexistent-armadito/cron.d"), "is cron installed?")
+            .require_dir(
+                Path::new("/nonexistent-armadito/cron.d"),
+                "is cron installed?",
+            )
             .unwrap_err();
         assert!(e.to_string().contains("is cron installed?"), "{e}");
         assert!(!Path::new("/nonexistent-armadito").exists());
@@ -235,7 +242,8 @@ mod tests {
         );
         t.require_dir(&t.path("/etc/cron.d"), "").unwrap();
         assert!(d.path().join("etc/cron.d").is_dir());
-        t.ensure_log_dir("/var/log/armadito-agent/agent.log").unwrap();
+        t.ensure_log_dir("/var/log/armadito-agent/agent.log")
+            .unwrap();
         assert!(d.path().join("var/log/armadito-agent").is_dir());
         assert!(Target::new(Path::new("relative")).is_err());
     }

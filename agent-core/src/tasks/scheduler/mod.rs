@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use config::{ScheduleConfig, ScheduleMode, TaskSettings};
-pub use model::{CronExpr, CronError, Rejected, Schedule, ScheduledTask, TaskEntry};
+pub use model::{CronError, CronExpr, Rejected, Schedule, ScheduledTask, TaskEntry};
 
 use crate::app::{AgentError, Context};
 use crate::jobs::Enrolled;
@@ -169,7 +169,13 @@ pub struct Installed {
 
 impl Installed {
     fn summary(&self) -> String {
-        let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
         format!(
             "written: {}; unchanged: {}; removed: {}",
             list(&self.written),
@@ -223,8 +229,13 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         // A long-running daemon mode plugs in here: it would store `schedule` for the daemon
         // and remove the other modes' entries, and report the same way.
     };
-    tracing::info!(mode = mode.as_str(), source = schedule.source.as_str(), rejected = rejected.len(),
-        "schedule installed: {}", installed.summary());
+    tracing::info!(
+        mode = mode.as_str(),
+        source = schedule.source.as_str(),
+        rejected = rejected.len(),
+        "schedule installed: {}",
+        installed.summary()
+    );
 
     // schtasks runs the agent without a shell, so there is no output redirection: the log
     // file is the agent's own `[log] file`, and that is what is reported.
@@ -294,13 +305,18 @@ async fn server_schedule(agent: &Enrolled) -> Option<Vec<AttrValue>> {
             return None;
         }
         Err(e) => {
-            tracing::warn!("cannot fetch the server-defined schedule, installing the local one: {e}");
+            tracing::warn!(
+                "cannot fetch the server-defined schedule, installing the local one: {e}"
+            );
             return None;
         }
     };
     if reply.json_object().is_none() {
-        tracing::warn!(status = reply.status,
-            "the server-defined schedule is not JSON ({}), installing the local one", reply.summary());
+        tracing::warn!(
+            status = reply.status,
+            "the server-defined schedule is not JSON ({}), installing the local one",
+            reply.summary()
+        );
         return None;
     }
     match parse_server_schedule(&reply.body) {
@@ -309,7 +325,9 @@ async fn server_schedule(agent: &Enrolled) -> Option<Vec<AttrValue>> {
             Some(entries)
         }
         Err(e) => {
-            tracing::warn!("the server-defined schedule cannot be understood, installing the local one: {e}");
+            tracing::warn!(
+                "the server-defined schedule cannot be understood, installing the local one: {e}"
+            );
             None
         }
     }
@@ -356,8 +374,11 @@ mod tests {
             let e = AgentCommand::new(bad.into(), None).unwrap_err();
             assert!(matches!(e, SchedulerError::Setting(_)), "{bad:?}: {e}");
         }
-        let e = AgentCommand::new("/usr/bin/armadito-agent".into(), Some("/etc/a%.toml".into()))
-            .unwrap_err();
+        let e = AgentCommand::new(
+            "/usr/bin/armadito-agent".into(),
+            Some("/etc/a%.toml".into()),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("the configuration file"), "{e}");
         // quotes and spaces are fine: they are quoted, not refused
         AgentCommand::new("/opt/it's here/armadito-agent".into(), None).unwrap();

@@ -351,10 +351,7 @@ fn digits(s: &str) -> Option<u8> {
 fn number(s: &str, spec: FieldSpec) -> Result<u8, String> {
     let n = digits(s).ok_or_else(|| format!("invalid number {s:?}"))?;
     if n < spec.low || n > spec.high {
-        return Err(format!(
-            "value {n} out of range {}-{}",
-            spec.low, spec.high
-        ));
+        return Err(format!("value {n} out of range {}-{}", spec.low, spec.high));
     }
     Ok(n)
 }
@@ -446,19 +443,16 @@ pub fn validate_logfile(s: &str) -> Result<(), String> {
     if s.len() > 255 {
         return Err("longer than 255 characters".into());
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '\\' | ':' | '.' | '_' | '-' | '+')))
-    {
+    if let Some(c) = s.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '/' | '\\' | ':' | '.' | '_' | '-' | '+'))
+    }) {
         return Err(format!(
             "character {c:?} is not allowed (only letters, digits and / \\ : . _ - +)"
         ));
     }
     let bytes = s.as_bytes();
-    let windows_abs = bytes.len() > 3
-        && bytes[0].is_ascii_alphabetic()
-        && bytes[1] == b':'
-        && bytes[2] == b'\\';
+    let windows_abs =
+        bytes.len() > 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'\\';
     if !(s.starts_with('/') || windows_abs) {
         return Err("not an absolute path".into());
     }
@@ -472,11 +466,14 @@ pub fn validate_logfile(s: &str) -> Result<(), String> {
         return Err("is a folder, not a file".into());
     }
     let lower = s.to_ascii_lowercase().replace('\\', "/");
-    let parts: Vec<&str> = lower.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = lower
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     // `/tmp`, `/var/tmp`, `C:\Windows\Temp`, `…\AppData\Local\Temp`: any folder named tmp or
     // temp, to stay on the safe side; plus `/dev/shm`.
-    let in_temp = parts.starts_with(&["dev", "shm"])
-        || parts.iter().any(|c| *c == "temp" || *c == "tmp");
+    let in_temp =
+        parts.starts_with(&["dev", "shm"]) || parts.iter().any(|c| *c == "temp" || *c == "tmp");
     if in_temp {
         return Err(
             "is in a temporary folder that other users can write (symlink attacks): use e.g. /var/log/armadito-agent/"
@@ -557,7 +554,11 @@ impl Schedule {
     /// Overlays the server's `{attr, value}` entries (old agent names, server-api.md §3.8).
     /// Server values win over local ones, except that a task disabled locally stays disabled.
     /// Returns what was rejected; a rejected entry leaves the local value in force.
-    pub fn apply_server(&mut self, entries: &[AttrValue], supported: Capability<'_>) -> Vec<Rejected> {
+    pub fn apply_server(
+        &mut self,
+        entries: &[AttrValue],
+        supported: Capability<'_>,
+    ) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         let mut applied = 0usize;
         for e in entries {
@@ -567,7 +568,11 @@ impl Schedule {
             let value = match &e.value {
                 serde_json::Value::String(s) => s.as_str(),
                 other => {
-                    rejected.push(reject(&e.attr, &other.to_string(), "the value must be a string"));
+                    rejected.push(reject(
+                        &e.attr,
+                        &other.to_string(),
+                        "the value must be a string",
+                    ));
                     continue;
                 }
             };
@@ -582,7 +587,12 @@ impl Schedule {
         rejected
     }
 
-    fn apply_one(&mut self, attr: &str, value: &str, supported: Capability<'_>) -> Result<(), String> {
+    fn apply_one(
+        &mut self,
+        attr: &str,
+        value: &str,
+        supported: Capability<'_>,
+    ) -> Result<(), String> {
         match attr {
             "scheduler:user" => {
                 validate_user(value)?;
@@ -702,7 +712,10 @@ mod tests {
         }
         assert_eq!(ok("  0\t3  *  *  * ").as_str(), "0 3 * * *");
         let c = ok("5-55/10 0-23/2 1,15 1-12 0,7");
-        assert_eq!(c.minutes(), (0..6).map(|i| 1u64 << (5 + 10 * i)).sum::<u64>());
+        assert_eq!(
+            c.minutes(),
+            (0..6).map(|i| 1u64 << (5 + 10 * i)).sum::<u64>()
+        );
         assert_eq!(c.hours(), (0..12).map(|i| 1u64 << (2 * i)).sum::<u64>());
         assert_eq!(c.days(), (1 << 1) | (1 << 15));
         assert_eq!(c.weekdays(), 1, "0 and 7 are both Sunday");
@@ -779,13 +792,22 @@ mod tests {
     fn progressions() {
         assert_eq!(progression(ok("* * * * *").minutes(), 59), Some((0, 1)));
         assert_eq!(progression(ok("*/20 * * * *").minutes(), 59), Some((0, 20)));
-        assert_eq!(progression(ok("5-59/15 * * * *").minutes(), 59), Some((5, 15)));
-        assert_eq!(progression(ok("0,20,40 * * * *").minutes(), 59), Some((0, 20)));
+        assert_eq!(
+            progression(ok("5-59/15 * * * *").minutes(), 59),
+            Some((5, 15))
+        );
+        assert_eq!(
+            progression(ok("0,20,40 * * * *").minutes(), 59),
+            Some((0, 20))
+        );
         // stops before the end of the hour: not a repetition
         assert_eq!(progression(ok("5-40/15 * * * *").minutes(), 59), None);
         assert_eq!(progression(ok("1,12,22 * * * *").minutes(), 59), None);
         assert_eq!(progression(ok("30 * * * *").minutes(), 59), None);
-        assert_eq!(progression(ok("7-59/5 * * * *").minutes(), 59), Some((7, 5)));
+        assert_eq!(
+            progression(ok("7-59/5 * * * *").minutes(), 59),
+            Some((7, 5))
+        );
         assert!(is_full(ok("* * * * *").hours(), 0, 23));
         assert!(!is_full(ok("* 1-23 * * *").hours(), 0, 23));
         assert_eq!(values(ok("0 1,5,9 * * *").hours()), vec![1, 5, 9]);
@@ -823,7 +845,16 @@ mod tests {
         for good in ["root", "armadito", "_svc", "av-agent1"] {
             validate_user(good).unwrap();
         }
-        for bad in ["", "Root", "1x", "-x", "root\n* * * * * root id", "a b", "a;b", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "Root",
+            "1x",
+            "-x",
+            "root\n* * * * * root id",
+            "a b",
+            "a;b",
+            &"a".repeat(33),
+        ] {
             assert!(validate_user(bad).is_err(), "{bad:?}");
         }
         for good in [
@@ -891,10 +922,17 @@ mod tests {
         ];
         let rejected = s.apply_server(&entries, &any);
         assert_eq!(s.source, Source::Server);
-        assert_eq!(s.tasks[&ScheduledTask::Getjobs].freq.as_str(), "*/5 * * * *");
+        assert_eq!(
+            s.tasks[&ScheduledTask::Getjobs].freq.as_str(),
+            "*/5 * * * *"
+        );
         assert_eq!(s.tasks[&ScheduledTask::Runjobs].wait_rand, Some(5));
         let defaults = local();
-        for t in [ScheduledTask::State, ScheduledTask::Alerts, ScheduledTask::AvConfig] {
+        for t in [
+            ScheduledTask::State,
+            ScheduledTask::Alerts,
+            ScheduledTask::AvConfig,
+        ] {
             assert_eq!(s.tasks[&t], defaults.tasks[&t], "{t} keeps its local value");
         }
         assert_eq!(s.logfile, defaults.logfile);
@@ -915,7 +953,10 @@ mod tests {
         );
         // the report echoes the rejected values escaped, on one line
         let line = rejected[3].to_string();
-        assert_eq!(line, "scheduler:user = \"root\\n* * * * * root id\": a user name is 1-32 characters among a-z, 0-9, '_' and '-', not starting with a digit or '-'");
+        assert_eq!(
+            line,
+            "scheduler:user = \"root\\n* * * * * root id\": a user name is 1-32 characters among a-z, 0-9, '_' and '-', not starting with a digit or '-'"
+        );
     }
 
     #[test]
@@ -942,7 +983,10 @@ mod tests {
         let mut s = local();
         s.tasks.get_mut(&ScheduledTask::AvConfig).unwrap().enabled = false;
         let rejected = s.apply_server(
-            &[AttrValue::new("scheduler:task:AVConfig:freq", "*/5 * * * *")],
+            &[AttrValue::new(
+                "scheduler:task:AVConfig:freq",
+                "*/5 * * * *",
+            )],
             &any,
         );
         assert!(rejected.is_empty());

@@ -34,10 +34,21 @@ pub const MAX_TR: usize = 261;
 /// A `schtasks /SC …` trigger (hours and minutes of `/ST`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    Minute { every: u8, start: (u8, u8) },
-    Hourly { every: u8, start: (u8, u8) },
-    Daily { at: (u8, u8) },
-    Weekly { days: Vec<&'static str>, at: (u8, u8) },
+    Minute {
+        every: u8,
+        start: (u8, u8),
+    },
+    Hourly {
+        every: u8,
+        start: (u8, u8),
+    },
+    Daily {
+        at: (u8, u8),
+    },
+    Weekly {
+        days: Vec<&'static str>,
+        at: (u8, u8),
+    },
 }
 
 impl Trigger {
@@ -80,7 +91,9 @@ const UNSUPPORTED: &str = "one Windows scheduled task can only express \"S/N * *
 /// The single trigger equivalent to `expr` (see the module doc), or why there is none.
 pub fn trigger(expr: &CronExpr) -> Result<Trigger, String> {
     if !is_full(expr.months(), 1, 12) || !is_full(expr.days(), 1, 31) {
-        return Err(format!("months and days of the month must be '*': {UNSUPPORTED}"));
+        return Err(format!(
+            "months and days of the month must be '*': {UNSUPPORTED}"
+        ));
     }
     let minutes = values(expr.minutes());
     let hours = values(expr.hours());
@@ -283,16 +296,43 @@ mod tests {
 
     #[test]
     fn trigger_mapping() {
-        assert_eq!(trig("* * * * *").unwrap(), ["/SC", "MINUTE", "/MO", "1", "/ST", "00:00"]);
-        assert_eq!(trig("*/2 * * * *").unwrap(), ["/SC", "MINUTE", "/MO", "2", "/ST", "00:00"]);
-        assert_eq!(trig("0,20,40 * * * *").unwrap(), ["/SC", "MINUTE", "/MO", "20", "/ST", "00:00"]);
-        assert_eq!(trig("5-59/15 * * * *").unwrap(), ["/SC", "MINUTE", "/MO", "15", "/ST", "00:05"]);
-        assert_eq!(trig("30 * * * *").unwrap(), ["/SC", "HOURLY", "/MO", "1", "/ST", "00:30"]);
-        assert_eq!(trig("15 */6 * * *").unwrap(), ["/SC", "HOURLY", "/MO", "6", "/ST", "00:15"]);
-        assert_eq!(trig("15 3-23/6 * * *").unwrap(), ["/SC", "HOURLY", "/MO", "6", "/ST", "03:15"]);
+        assert_eq!(
+            trig("* * * * *").unwrap(),
+            ["/SC", "MINUTE", "/MO", "1", "/ST", "00:00"]
+        );
+        assert_eq!(
+            trig("*/2 * * * *").unwrap(),
+            ["/SC", "MINUTE", "/MO", "2", "/ST", "00:00"]
+        );
+        assert_eq!(
+            trig("0,20,40 * * * *").unwrap(),
+            ["/SC", "MINUTE", "/MO", "20", "/ST", "00:00"]
+        );
+        assert_eq!(
+            trig("5-59/15 * * * *").unwrap(),
+            ["/SC", "MINUTE", "/MO", "15", "/ST", "00:05"]
+        );
+        assert_eq!(
+            trig("30 * * * *").unwrap(),
+            ["/SC", "HOURLY", "/MO", "1", "/ST", "00:30"]
+        );
+        assert_eq!(
+            trig("15 */6 * * *").unwrap(),
+            ["/SC", "HOURLY", "/MO", "6", "/ST", "00:15"]
+        );
+        assert_eq!(
+            trig("15 3-23/6 * * *").unwrap(),
+            ["/SC", "HOURLY", "/MO", "6", "/ST", "03:15"]
+        );
         assert_eq!(trig("5 3 * * *").unwrap(), ["/SC", "DAILY", "/ST", "03:05"]);
-        assert_eq!(trig("0 12 * * 1-5").unwrap(), ["/SC", "WEEKLY", "/D", "MON,TUE,WED,THU,FRI", "/ST", "12:00"]);
-        assert_eq!(trig("0 12 * * 0,7").unwrap(), ["/SC", "WEEKLY", "/D", "SUN", "/ST", "12:00"]);
+        assert_eq!(
+            trig("0 12 * * 1-5").unwrap(),
+            ["/SC", "WEEKLY", "/D", "MON,TUE,WED,THU,FRI", "/ST", "12:00"]
+        );
+        assert_eq!(
+            trig("0 12 * * 0,7").unwrap(),
+            ["/SC", "WEEKLY", "/D", "SUN", "/ST", "12:00"]
+        );
         for bad in [
             "01,12,22,31,41,51 * * * *", // irregular minutes
             "*/7 * * * *",               // 7 does not divide 60: would drift across hours
@@ -387,6 +427,11 @@ mod tests {
             ]
         );
         #[cfg(not(windows))]
-        assert!(install(&s, &cmd()).unwrap_err().to_string().contains("only available on Windows"));
+        assert!(
+            install(&s, &cmd())
+                .unwrap_err()
+                .to_string()
+                .contains("only available on Windows")
+        );
     }
 }

@@ -319,7 +319,10 @@ mod tests {
         assert_eq!(cal("* * * * *"), ["*-*-* *:*:00"]);
         assert_eq!(cal("*/2 * * * *"), ["*-*-* *:00/2:00"]);
         assert_eq!(cal("0,20,40 * * * *"), ["*-*-* *:00/20:00"]);
-        assert_eq!(cal("01,12,22,31,41,51 * * * *"), ["*-*-* *:01,12,22,31,41,51:00"]);
+        assert_eq!(
+            cal("01,12,22,31,41,51 * * * *"),
+            ["*-*-* *:01,12,22,31,41,51:00"]
+        );
         assert_eq!(cal("30 * * * *"), ["*-*-* *:30:00"]);
         assert_eq!(cal("15 */6 * * *"), ["*-*-* 00/6:15:00"]);
         assert_eq!(cal("0 3 * * 1-5"), ["Mon..Fri *-*-* 03:00:00"]);
@@ -338,7 +341,10 @@ mod tests {
 
     #[test]
     fn exec_quoting() {
-        assert_eq!(exec_quote("/usr/bin/armadito-agent").unwrap(), "\"/usr/bin/armadito-agent\"");
+        assert_eq!(
+            exec_quote("/usr/bin/armadito-agent").unwrap(),
+            "\"/usr/bin/armadito-agent\""
+        );
         assert_eq!(
             exec_quote(r#"a "b" \c %n $HOME ; x"#).unwrap(),
             r#""a \"b\" \\c %%n $$HOME ; x""#
@@ -376,14 +382,19 @@ mod tests {
         ), "{service}");
         assert!(service.contains("\nUser=armadito\n"));
         assert!(service.contains("\nStandardOutput=append:/var/log/armadito-agent/agent.log\n"));
-        assert!(!render_service(ScheduledTask::Runjobs, e, &schedule("root"), &cmd)
-            .unwrap()
-            .contains("User="));
+        assert!(
+            !render_service(ScheduledTask::Runjobs, e, &schedule("root"), &cmd)
+                .unwrap()
+                .contains("User=")
+        );
         let timer = render_timer(ScheduledTask::Runjobs, e);
         assert!(timer.contains("\nOnCalendar=*-*-* *:00/2:00\n"), "{timer}");
         assert!(timer.contains("\nUnit=armadito-agent-runjobs.service\n"));
         assert!(timer.contains("\nWantedBy=timers.target\n"));
-        assert_eq!(unit_base(ScheduledTask::AvConfig), "armadito-agent-avconfig");
+        assert_eq!(
+            unit_base(ScheduledTask::AvConfig),
+            "armadito-agent-avconfig"
+        );
     }
 
     #[test]
@@ -435,7 +446,15 @@ mod tests {
         let mp = (5 * doy + 2) / 153;
         let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
         let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+        (
+            if m <= 2 {
+                yoe + era * 400 + 1
+            } else {
+                yoe + era * 400
+            },
+            m,
+            d,
+        )
     }
 
     /// How far ahead the two are compared (covers one February 29th).
@@ -450,7 +469,13 @@ mod tests {
             let (_, month, dom) = civil_from_days(days);
             let dow = (days + 4).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
             let secs = t.rem_euclid(86_400);
-            if expr.matches((secs / 60 % 60) as u32, (secs / 3600) as u32, dom, month, dow) {
+            if expr.matches(
+                (secs / 60 % 60) as u32,
+                (secs / 3600) as u32,
+                dom,
+                month,
+                dow,
+            ) {
                 out.push(t);
             }
             t += 60;
@@ -470,11 +495,17 @@ mod tests {
             ])
             .output()
             .ok()?;
-        assert!(out.status.success(), "systemd rejected {calendar:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "systemd rejected {calendar:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).ok()?;
         let mut times = Vec::new();
         for line in text.lines() {
-            let Some((label, when)) = line.split_once(": ") else { continue };
+            let Some((label, when)) = line.split_once(": ") else {
+                continue;
+            };
             if !(label.ends_with("Next elapse") || label.trim_start().starts_with("Iter.")) {
                 continue;
             }
@@ -491,7 +522,11 @@ mod tests {
 
     #[test]
     fn conversions_agree_with_systemd_analyze() {
-        if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        if Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             eprintln!("systemd-analyze not available: cross-check skipped");
             return;
         }
@@ -523,7 +558,12 @@ mod tests {
             got.dedup();
             got.retain(|t| *t < base + HORIZON);
             got.truncate(n);
-            assert_eq!(got, cron_next(&expr, base, n), "{s:?} → {:?}", on_calendar(&expr));
+            assert_eq!(
+                got,
+                cron_next(&expr, base, n),
+                "{s:?} → {:?}",
+                on_calendar(&expr)
+            );
         }
     }
 }
