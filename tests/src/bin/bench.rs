@@ -3,6 +3,9 @@
 //! * `bench plugins`: plugin load time (every plugin, both isolation modes) and per-call
 //!   overhead in-process vs in a `plugin-host` child.
 //!
+//! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
+//!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
+//!
 //! Run: `cargo run --release -p armadito-tests --bin bench -- plugins`.
 //! Add an area by adding a variant to [`Area`] and a module below.
 
@@ -21,6 +24,11 @@ struct Cli {
 enum Area {
     /// Plugin load time and per-call overhead (in-process vs process isolation)
     Plugins(plugins::Args),
+    /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
+    Clamav {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Internal: serve a plugin over stdin/stdout (the bench is its own plugin host)
     #[command(hide = true)]
     PluginHost {
@@ -38,6 +46,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Area::Clamav { args } => {
+            // The benchmark lives with the backend crate (it drives the backend's own harness).
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["run", "--release", "-q", "-p", "armadito-backend-clamav", "--example", "bench_clamav", "--"])
+                .args(&args)
+                .status();
+            match status {
+                Ok(s) if s.success() => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("bench clamav: cannot run cargo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Area::PluginHost { plugin } => agent_core::plugins::plugin_host_main(&plugin),
     }
 }
