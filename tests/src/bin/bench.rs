@@ -50,7 +50,16 @@ fn main() -> ExitCode {
             // The benchmark lives with the backend crate (it drives the backend's own harness).
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = std::process::Command::new(cargo)
-                .args(["run", "--release", "-q", "-p", "armadito-backend-clamav", "--example", "bench_clamav", "--"])
+                .args([
+                    "run",
+                    "--release",
+                    "-q",
+                    "-p",
+                    "armadito-backend-clamav",
+                    "--example",
+                    "bench_clamav",
+                    "--",
+                ])
                 .args(&args)
                 .status();
             match status {
