@@ -8,17 +8,21 @@ use armadito_tests::agent::{AgentSandbox, agent_bin};
 use armadito_tests::double::{Double, Fault};
 use armadito_tests::fleet::{UUID, drain_faults, enrolled_agent};
 
-const TASKS: [&str; 6] = ["Getjobs", "Runjobs", "State", "Alerts", "AVConfig", "Scheduler"];
+const TASKS: [&str; 6] = [
+    "Getjobs",
+    "Runjobs",
+    "State",
+    "Alerts",
+    "AVConfig",
+    "Scheduler",
+];
 
 /// An enrolled agent whose schedule is written under a private root.
 fn agent(d: &Double, extra: &str) -> (AgentSandbox, i64, tempfile::TempDir) {
     let root = tempfile::tempdir().expect("root dir");
     let (s, agent, _) = enrolled_agent(
         d,
-        &format!(
-            "[schedule]\nroot = \"{}\"\n{extra}",
-            root.path().display()
-        ),
+        &format!("[schedule]\nroot = \"{}\"\n{extra}", root.path().display()),
     );
     (s, agent, root)
 }
@@ -87,7 +91,11 @@ fn with_the_shipped_plugin_the_local_defaults_are_installed_and_reported() {
     r.assert_code(0);
     // the plugin's 400 to GET schedulers means "nothing defined": no warning about it
     assert!(!r.stderr.contains("WARN"), "{}", r.stderr);
-    assert!(r.stdout.starts_with("Scheduler: Cron schedule installed"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("Scheduler: Cron schedule installed"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         scheduler_requests(&d),
         [("GET".to_string(), 400), ("POST".to_string(), 200)]
@@ -119,14 +127,20 @@ fn with_the_shipped_plugin_the_local_defaults_are_installed_and_reported() {
     assert_eq!(scheduler_name(&d, agent).as_deref(), Some("Cron"));
     let det = details(&d, agent);
     assert_eq!(det["scheduler:user"], "root");
-    assert_eq!(det["scheduler:logfile"], "/var/log/armadito-agent/agent.log");
+    assert_eq!(
+        det["scheduler:logfile"],
+        "/var/log/armadito-agent/agent.log"
+    );
     assert_eq!(det["scheduler:task:Getjobs:freq"], "* * * * *");
     assert_eq!(det["scheduler:task:Runjobs:args"], "--wait-rand 60");
     assert_eq!(det["scheduler:mode"], "cron");
     assert_eq!(det["scheduler:source"], "local");
     assert_eq!(det["scheduler:rejected"], "");
     for t in TASKS {
-        assert!(det.contains_key(&format!("scheduler:task:{t}:freq")), "{t}: {det:?}");
+        assert!(
+            det.contains_key(&format!("scheduler:task:{t}:freq")),
+            "{t}: {det:?}"
+        );
     }
     assert!(d.violations().is_empty(), "{:#?}", d.violations());
 
@@ -135,11 +149,51 @@ fn with_the_shipped_plugin_the_local_defaults_are_installed_and_reported() {
     let again = s.run(&["-t", "Scheduler"]);
     again.assert_code(0);
     assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
-    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
     assert_eq!(scheduler_requests(&d).len(), 4);
     assert_eq!(
         s.run(&["outbox"]).stdout.trim().lines().last(),
         Some("(nothing pending)")
+    );
+}
+
+#[test]
+fn the_scheduled_command_line_really_runs_the_task() {
+    let d = Double::start();
+    let (s, agent, root) = agent(&d, "[schedule.tasks.Getjobs]\nwait_rand = 0\n");
+    s.run(&["-t", "Scheduler"]).assert_code(0);
+    let text = std::fs::read_to_string(cron_file(root.path())).unwrap();
+    let (_, _, cmd) = entries(&text)
+        .into_iter()
+        .find(|(_, _, c)| c.contains("'Getjobs'"))
+        .expect("a Getjobs entry");
+    assert!(!cmd.contains("--wait-rand"), "{cmd}");
+    // What cron would do (`/bin/sh -c <command>`), with the output sent to a private file.
+    let out = root.path().join("out.log");
+    let cmd = cmd.replace(
+        ">>'/var/log/armadito-agent/agent.log'",
+        &format!(">>'{}'", out.display()),
+    );
+    d.clear_requests();
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .unwrap();
+    let log = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(status.success(), "{cmd}\n{log}");
+    assert!(log.contains("Getjobs:"), "{log}");
+    assert!(
+        d.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains(&format!("/api/jobs/?agent_id={agent}"))),
+        "{:#?}",
+        d.requests()
     );
 }
 
@@ -192,7 +246,10 @@ fn malicious_server_entries_are_rejected_reported_and_never_written() {
         ("scheduler:task:Getjobs:freq", "* * * * * root rm -rf /"),
         ("scheduler:task:Runjobs:freq", "*/5 * * * *; reboot"),
         ("scheduler:task:Alerts:freq", "* * * * *\n* * * * * root id"),
-        ("scheduler:task:Runjobs:args", "-wr 5 -s http://evil.example"),
+        (
+            "scheduler:task:Runjobs:args",
+            "-wr 5 -s http://evil.example",
+        ),
         ("scheduler:logfile", "/tmp/armadito-agent.log"),
         ("scheduler:user", "root\n* * * * * root id"),
         ("scheduler:task:Enrollment:freq", "* * * * *"),
@@ -210,14 +267,21 @@ fn malicious_server_entries_are_rejected_reported_and_never_written() {
     assert!(r.stdout.contains("7 server entr"), "{}", r.stdout);
     for (attr, _) in evil {
         assert!(
-            r.stderr.contains(&format!("rejected, the local value stays in force: {attr}")),
+            r.stderr
+                .contains(&format!("rejected, the local value stays in force: {attr}")),
             "no warning for {attr}:\n{}",
             r.stderr
         );
     }
 
     let text = std::fs::read_to_string(cron_file(root.path())).unwrap();
-    for needle in ["rm -rf", "reboot", "evil", "/tmp", " id"] {
+    for needle in [
+        "rm -rf",
+        "reboot",
+        "evil",
+        "/tmp/armadito-agent.log",
+        "root id",
+    ] {
         assert!(!text.contains(needle), "{needle:?} written:\n{text}");
     }
     let got = entries(&text);
@@ -225,15 +289,35 @@ fn malicious_server_entries_are_rejected_reported_and_never_written() {
     for (freq, user, cmd) in &got {
         CronExpr::parse(freq).expect("only valid frequencies are written");
         assert_eq!(user, "root");
-        assert!(cmd.ends_with(">>'/var/log/armadito-agent/agent.log' 2>&1"), "{cmd}");
+        assert!(
+            cmd.ends_with(">>'/var/log/armadito-agent/agent.log' 2>&1"),
+            "{cmd}"
+        );
     }
-    assert_eq!(got[0], ("* * * * *".into(), "root".into(), command(&s, "Getjobs", 30)));
-    assert_eq!(got[1], ("*/2 * * * *".into(), "root".into(), command(&s, "Runjobs", 60)));
+    assert_eq!(
+        got[0],
+        (
+            "* * * * *".into(),
+            "root".into(),
+            command(&s, "Getjobs", 30)
+        )
+    );
+    assert_eq!(
+        got[1],
+        (
+            "*/2 * * * *".into(),
+            "root".into(),
+            command(&s, "Runjobs", 60)
+        )
+    );
     assert_eq!(got[2].0, "*/30 * * * *");
 
     let det = details(&d, agent);
     assert_eq!(det["scheduler:source"], "server");
-    assert_eq!(det["scheduler:logfile"], "/var/log/armadito-agent/agent.log");
+    assert_eq!(
+        det["scheduler:logfile"],
+        "/var/log/armadito-agent/agent.log"
+    );
     assert_eq!(det["scheduler:task:Getjobs:freq"], "* * * * *");
     let rejected = &det["scheduler:rejected"];
     for (attr, _) in evil {
@@ -264,9 +348,17 @@ fn systemd_mode_writes_units_under_the_root_and_replaces_the_cron_file() {
     s.write_config(UUID);
     let r = s.run(&["-t", "Scheduler"]);
     r.assert_code(0);
-    assert!(r.stdout.starts_with("Scheduler: Systemd schedule installed with systemd (5 task(s)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("Scheduler: Systemd schedule installed with systemd (5 task(s)"),
+        "{}",
+        r.stdout
+    );
 
-    assert!(!cron_file(root.path()).exists(), "the cron file would run every task twice");
+    assert!(
+        !cron_file(root.path()).exists(),
+        "the cron file would run every task twice"
+    );
     let dir = root.path().join("etc/systemd/system");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -298,6 +390,19 @@ fn systemd_mode_writes_units_under_the_root_and_replaces_the_cron_file() {
     assert!(timer.contains("\nOnCalendar=*-*-* *:00/2:00\n"), "{timer}");
     assert!(timer.contains("\nUnit=armadito-agent-runjobs.service\n"));
 
+    // systemd's own parser accepts the units (when it is available here)
+    if let Ok(out) = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(expected.iter().map(|n| dir.join(n)))
+        .output()
+    {
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     assert_eq!(scheduler_name(&d, agent).as_deref(), Some("Systemd"));
     let det = details(&d, agent);
     assert_eq!(det["scheduler:mode"], "systemd");
@@ -314,7 +419,12 @@ fn an_undelivered_report_fails_the_run_and_waits_in_the_outbox() {
     r.assert_code(1);
     r.assert_one_error_line("report to the server was not delivered");
     // the GET failure was only a warning: the local schedule is installed all the same
-    assert!(r.stderr.contains("cannot fetch the server-defined schedule"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot fetch the server-defined schedule"),
+        "{}",
+        r.stderr
+    );
     assert!(cron_file(root.path()).exists());
     let outbox = s.run(&["outbox", "--json"]);
     assert!(outbox.stdout.contains("\"scheduler\""), "{}", outbox.stdout);
@@ -338,6 +448,17 @@ fn bad_local_settings_fail_before_any_request() {
     r.assert_one_error_line("[schedule] logfile \"/tmp/armadito-agent.log\"");
     assert!(d.requests().is_empty());
     assert!(!cron_file(root.path()).exists());
+
+    // a mode this platform does not have
+    #[cfg(unix)]
+    {
+        let (s, _agent, _root) = agent(&d, "mode = \"schtasks\"\n");
+        d.clear_requests();
+        let r = s.run(&["-t", "Scheduler"]);
+        r.assert_code(3);
+        r.assert_one_error_line("mode = \"schtasks\" is not available on this platform");
+        assert!(d.requests().is_empty());
+    }
 
     // and an agent that is not enrolled is told so, without any request
     let lone = AgentSandbox::new(&d.base_url());

@@ -58,6 +58,24 @@ impl ScheduleMode {
     }
 }
 
+impl ScheduleMode {
+    /// Whether this mode can work on this platform (checked before any request is sent).
+    pub fn available(self) -> Result<(), String> {
+        let ok = match self {
+            ScheduleMode::Cron | ScheduleMode::Systemd => cfg!(unix),
+            ScheduleMode::Schtasks => cfg!(windows),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "[schedule] mode = \"{}\" is not available on this platform (cron and systemd: Unix; schtasks: Windows)",
+                self.as_str()
+            ))
+        }
+    }
+}
+
 impl Default for ScheduleMode {
     fn default() -> Self {
         if cfg!(windows) {
@@ -181,6 +199,44 @@ mod tests {
         assert_eq!(
             s.tasks[&ScheduledTask::Runjobs],
             ScheduledTask::Runjobs.default_entry()
+        );
+    }
+
+    #[test]
+    fn the_commented_example_in_agent_toml_is_valid() {
+        let text = include_str!("../../../../agent.toml");
+        let block = text
+            .split_once("\n[schedule]\n")
+            .expect("agent.toml documents [schedule]")
+            .1;
+        let uncommented: String = block
+            .lines()
+            .map(|l| l.trim_start_matches("# "))
+            .filter(|l| {
+                l.starts_with("[schedule.")
+                    || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' '))
+            })
+            .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l).trim_end()))
+            .collect();
+        let uncommented = uncommented.replace("[schedule.", "[");
+        let c = parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(c.mode, ScheduleMode::Cron);
+        assert!(
+            c.tasks.contains_key(&ScheduledTask::Getjobs),
+            "{uncommented}"
+        );
+        c.local_schedule().unwrap();
+    }
+
+    #[test]
+    fn the_default_mode_is_available_here() {
+        ScheduleMode::default().available().unwrap();
+        #[cfg(unix)]
+        assert!(
+            ScheduleMode::Schtasks
+                .available()
+                .unwrap_err()
+                .contains("not available on this platform")
         );
     }
 

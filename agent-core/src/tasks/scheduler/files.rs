@@ -148,11 +148,19 @@ fn mode_is_0644(path: &Path) -> bool {
     path.is_file()
 }
 
-/// Whether `path` is a regular file this task wrote (it carries [`MARKER`]).
+/// First comment line of the cron file the old Perl agent's Scheduler task wrote at the same
+/// path (reference-agent.md §9.1): left in place by a switch to systemd, it would keep
+/// running every task a second time.
+pub const LEGACY_MARKER: &str = "# Cron configuration for armadito-agent";
+
+/// Whether `path` is a regular file this task (or the old agent's) wrote.
 pub fn is_generated(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
-        && std::fs::read_to_string(path)
-            .is_ok_and(|s| s.lines().take(3).any(|l| l.contains(MARKER)))
+        && std::fs::read_to_string(path).is_ok_and(|s| {
+            s.lines()
+                .take(4)
+                .any(|l| l.contains(MARKER) || l.trim_end() == LEGACY_MARKER)
+        })
 }
 
 /// Removes `path` if this task wrote it. Returns whether something was removed.
@@ -218,6 +226,13 @@ mod tests {
         assert!(!remove_generated(&admin).unwrap());
         assert!(admin.exists());
         assert!(!remove_generated(&d.path().join("missing")).unwrap());
+        let legacy = d.path().join("legacy");
+        std::fs::write(
+            &legacy,
+            "#\n# Cron configuration for armadito-agent\n#\n# last modification by armadito-agent : 2017-03-14  16:49:05\n",
+        )
+        .unwrap();
+        assert!(remove_generated(&legacy).unwrap());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!    that means "nothing defined" and is logged at debug level only. Any other failure is a
 //!    warning and the local schedule is installed. Each server entry is validated (strict cron
 //!    syntax, `--wait-rand N` only, plain user name, safe log path): a bad one is rejected,
-//!    logged, reported back, and never written.
+//!    logged, reported back, and never written. The server's `name` is not used: how the
+//!    schedule is installed is this machine's decision (`[schedule] mode`).
 //! 3. Installed by the configured `mode`: a cron file ([`cron`]), systemd units
 //!    ([`systemd`]) or Windows scheduled tasks ([`schtasks`]). Each entry runs this very binary
 //!    (`current_exe`) with the same `-c` file, `-t <Task>` and `--wait-rand N`, as an argv: no
@@ -168,12 +169,17 @@ pub struct Installed {
 }
 
 impl Installed {
+    /// One line: short lists in full, longer ones as a count in their common folder.
     fn summary(&self) -> String {
         let list = |v: &[String]| {
-            if v.is_empty() {
-                "-".to_string()
-            } else {
-                v.join(", ")
+            let parents: Vec<Option<&Path>> = v.iter().map(|p| Path::new(p).parent()).collect();
+            let common = parents[..].first().copied().flatten().filter(|first| {
+                !first.as_os_str().is_empty() && parents.iter().all(|p| *p == Some(*first))
+            });
+            match (v.len(), common) {
+                (0, _) => "-".to_string(),
+                (n, Some(dir)) if n > 2 => format!("{n} files in {}", dir.display()),
+                _ => v.join(", "),
             }
         };
         format!(
@@ -183,6 +189,15 @@ impl Installed {
             list(&self.removed)
         )
     }
+}
+
+/// How this run installs the schedule, with what each way needs. A long-running daemon mode
+/// plugs in here as one more variant (it would hand the schedule to the daemon, remove the
+/// other modes' entries, and report the same way).
+enum Installer {
+    Cron(files::Target),
+    Systemd(files::Target),
+    Schtasks,
 }
 
 /// Whether `mode` can install `freq` exactly.
@@ -202,6 +217,14 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let cfg = &ctx.config.schedule;
     let mode = cfg.mode;
 
+    // Every local check before the first request.
+    mode.available().map_err(AgentError::Usage)?;
+    let installer = match mode {
+        ScheduleMode::Cron => Installer::Cron(files::Target::new(&cfg.root)?),
+        ScheduleMode::Systemd => Installer::Systemd(files::Target::new(&cfg.root)?),
+        ScheduleMode::Schtasks => Installer::Schtasks,
+    };
+    let cmd = AgentCommand::current(ctx.cli.options.config.as_deref())?;
     let mut schedule = cfg.local_schedule().map_err(AgentError::Usage)?;
     for (task, entry) in schedule.enabled() {
         supported(mode, &entry.freq).map_err(|reason| SchedulerError::Unsupported {
@@ -219,15 +242,10 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         tracing::warn!("server schedule entry rejected, the local value stays in force: {r}");
     }
 
-    let cmd = AgentCommand::current(ctx.cli.options.config.as_deref())?;
-    let installed = match mode {
-        ScheduleMode::Cron => cron::install(&files::Target::new(&cfg.root)?, &schedule, &cmd)?,
-        ScheduleMode::Systemd => {
-            systemd::install(&files::Target::new(&cfg.root)?, &schedule, &cmd)?
-        }
-        ScheduleMode::Schtasks => schtasks::install(&schedule, &cmd)?,
-        // A long-running daemon mode plugs in here: it would store `schedule` for the daemon
-        // and remove the other modes' entries, and report the same way.
+    let installed = match &installer {
+        Installer::Cron(target) => cron::install(target, &schedule, &cmd)?,
+        Installer::Systemd(target) => systemd::install(target, &schedule, &cmd)?,
+        Installer::Schtasks => schtasks::install(&schedule, &cmd)?,
     };
     tracing::info!(
         mode = mode.as_str(),
@@ -283,7 +301,10 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         if rejected.is_empty() {
             String::new()
         } else {
-            format!(", {} server entr(y/ies) rejected", rejected.len())
+            match rejected.len() {
+                1 => ", 1 server entry rejected".to_string(),
+                n => format!(", {n} server entries rejected"),
+            }
         },
         installed.summary()
     );
@@ -393,6 +414,25 @@ mod tests {
         assert_eq!(
             live_path("/usr/bin/armadito-agent".into()),
             PathBuf::from("/usr/bin/armadito-agent")
+        );
+    }
+
+    #[test]
+    fn summary_stays_short() {
+        let i = Installed {
+            written: (0..12)
+                .map(|n| format!("/etc/systemd/system/u{n}.timer"))
+                .collect(),
+            unchanged: vec!["/etc/cron.d/armadito-agent".into()],
+            removed: vec![
+                "ArmaditoAgentTaskEnrollment".into(),
+                "ArmaditoAgentTaskScan".into(),
+                "ArmaditoAgentTaskAlerts".into(),
+            ],
+        };
+        assert_eq!(
+            i.summary(),
+            "written: 12 files in /etc/systemd/system; unchanged: /etc/cron.d/armadito-agent; removed: ArmaditoAgentTaskEnrollment, ArmaditoAgentTaskScan, ArmaditoAgentTaskAlerts"
         );
     }
 

@@ -101,7 +101,8 @@ pub fn trigger(expr: &CronExpr) -> Result<Trigger, String> {
     let every_day = is_full(expr.weekdays(), 0, 6);
     // "every N from S" that also lines up across the hour (day) boundary
     let regular = |mask: u64, period: u8| {
-        progression(mask, period - 1).filter(|(start, step)| start < step && period % step == 0)
+        progression(mask, period - 1)
+            .filter(|(start, step)| start < step && period.is_multiple_of(*step))
     };
     if every_day {
         if all_hours {

@@ -37,7 +37,24 @@ pub fn unit_base(task: ScheduledTask) -> String {
     format!("armadito-agent-{}", task.as_str().to_ascii_lowercase())
 }
 
-/// One argv word for `ExecStart=`: always double-quoted, with `\` and `"` escaped, `%`
+/// The executable of `ExecStart=`, double-quoted. systemd treats it differently from the
+/// arguments (checked with `systemd-analyze verify`): `$` is not expanded there (so it must not
+/// be doubled), `%` specifiers are (doubled), and a path containing `\`, `"`, `'` or a
+/// control character is refused by systemd itself ("Executable name contains special
+/// characters"), so it is refused here with a clearer message.
+pub fn exec_quote_program(path: &str) -> Result<String, SchedulerError> {
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\\' | '"' | '\''))
+    {
+        return Err(SchedulerError::Setting(format!(
+            "the agent's executable {path:?} contains {c:?}, which systemd refuses in ExecStart=: install it elsewhere or use mode = \"cron\""
+        )));
+    }
+    Ok(format!("\"{}\"", path.replace('%', "%%")))
+}
+
+/// One argument for `ExecStart=`: always double-quoted, with `\` and `"` escaped, `%`
 /// (specifiers) doubled and `$` (variable expansion) doubled, so systemd passes the exact
 /// bytes. Control characters cannot be expressed on one unit-file line and are refused.
 pub fn exec_quote(word: &str) -> Result<String, SchedulerError> {
@@ -148,12 +165,12 @@ pub fn render_service(
     schedule: &Schedule,
     cmd: &AgentCommand,
 ) -> Result<String, SchedulerError> {
-    let exec = cmd
-        .argv(task, entry.wait_rand)
-        .iter()
-        .map(|w| exec_quote(w))
-        .collect::<Result<Vec<_>, _>>()?
-        .join(" ");
+    let argv = cmd.argv(task, entry.wait_rand);
+    let mut words = vec![exec_quote_program(&argv[0])?];
+    for w in &argv[1..] {
+        words.push(exec_quote(w)?);
+    }
+    let exec = words.join(" ");
     let user = if schedule.user == "root" {
         String::new()
     } else {
@@ -351,6 +368,13 @@ mod tests {
         );
         assert!(exec_quote("a\nb").is_err());
         assert!(exec_quote("a\tb").is_err());
+        assert_eq!(
+            exec_quote_program("/opt/a b/$x/50%/armadito-agent").unwrap(),
+            "\"/opt/a b/$x/50%%/armadito-agent\""
+        );
+        for bad in ["/opt/it's/a", "/opt/a\\b/a", "/opt/a\"b/a", "/opt/a\nb/a"] {
+            assert!(exec_quote_program(bad).is_err(), "{bad:?}");
+        }
     }
 
     fn schedule(user: &str) -> Schedule {
