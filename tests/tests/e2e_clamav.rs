@@ -140,3 +140,28 @@ fn scan_job_state_and_avconfig_with_a_real_clamd() {
     assert!(!d.avconfig_effective(agent).is_empty());
     assert!(d.violations().is_empty(), "{:#?}", d.violations());
 }
+
+#[test]
+fn a_job_fails_with_a_clear_message_when_clamd_is_down() {
+    let clamd = Clamd::start();
+    let d = Double::start();
+    let (s, agent, av) =
+        enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &clamd.settings());
+    let tree = make_tree(&s.dir.path().join("tree"), 3, 0);
+    let job = d.create_job(
+        agent,
+        d.create_scanconfig("tree", tree.to_str().unwrap(), "", av),
+        1,
+    );
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    drop(clamd); // stop clamd
+    s.run(&["-t", "Runjobs"]).assert_code(0);
+    let row = d.job(job).unwrap();
+    assert_eq!(row.job_status, "failed", "{row:?}");
+    let msg = armadito_tests::fleet::job_error(&d, job).unwrap_or_default();
+    assert!(
+        msg.contains("clamd"),
+        "the admin is told clamd is the problem: {msg:?}"
+    );
+    assert!(d.violations().is_empty(), "{:#?}", d.violations());
+}

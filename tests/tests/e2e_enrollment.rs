@@ -251,3 +251,55 @@ fn unusable_state_dir_is_a_local_error() {
         "the store is checked before the key is spent"
     );
 }
+
+#[test]
+fn help_version_list_tasks_and_bad_task() {
+    let s = AgentSandbox::new("http://127.0.0.1:1/glpi/plugins/armadito");
+    let help = s.run(&["--help"]);
+    help.assert_code(0);
+    assert!(
+        help.stdout.contains("--task") && help.stdout.contains("Exit codes"),
+        "{}",
+        help.stdout
+    );
+    let v = s.run(&["--version"]);
+    v.assert_code(0);
+    assert!(v.stdout.starts_with("armadito-agent "), "{}", v.stdout);
+    let l = s.run(&["--list-tasks"]);
+    l.assert_code(0);
+    for t in [
+        "Enrollment",
+        "Scheduler",
+        "Getjobs",
+        "Runjobs",
+        "State",
+        "Scan",
+        "Alerts",
+        "AVConfig",
+    ] {
+        assert!(l.stdout.contains(t), "{t} missing:\n{}", l.stdout);
+    }
+    let bad = s.run(&["-t", "Nonsense"]);
+    assert_eq!(bad.code, Some(2));
+    assert!(
+        bad.stderr.contains("invalid value 'Nonsense'"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(s.run(&["--frobnicate"]).code, Some(2));
+    let man = s.run(&["man"]);
+    man.assert_code(0);
+    assert!(man.stdout.contains(".TH"), "roff man page");
+}
+
+#[test]
+fn wait_sleeps_before_the_task() {
+    let d = Double::start();
+    let s = sandbox(&d);
+    let t = std::time::Instant::now();
+    s.run(&["-t", "Getjobs", "-w", "1"]).assert_code(4);
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    let t = std::time::Instant::now();
+    s.run(&["-t", "Getjobs", "-wr", "1"]).assert_code(4); // 0..0 s: no wait, old spelling accepted
+    assert!(t.elapsed() < Duration::from_secs(1));
+}

@@ -317,3 +317,36 @@ fn sigterm_cancels_the_scan_reports_partial_results_and_keeps_the_rest_queued() 
     );
     assert!(s.run(&["queue"]).stdout.contains("queued"));
 }
+
+#[test]
+fn a_full_outbox_pauses_getjobs_instead_of_dropping_anything() {
+    let d = Double::start();
+    let (s, agent, av) = enrolled_agent(&d, "");
+    // the cap is in [outbox]: rewrite the sandbox's table
+    let cfg_text = std::fs::read_to_string(s.config_path()).unwrap().replace(
+        "[outbox]\nretry_base = 0\n",
+        "[outbox]\nretry_base = 0\nmax_messages = 2\n",
+    );
+    std::fs::write(s.config_path(), cfg_text).unwrap();
+    let tree = make_tree(&s.dir.path().join("tree"), 2, 0);
+    let cfg = d.create_scanconfig("tree", tree.to_str().unwrap(), "", av);
+    let first = d.create_job(agent, cfg, 1);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    d.inject(Fault::Status500Json, 100);
+    s.run(&["-t", "Runjobs"]).assert_code(1);
+    let later = d.create_job(agent, cfg, 1);
+    drain_faults(&d);
+    d.inject(Fault::DropConnection, 100);
+    s.run(&["-t", "Getjobs"])
+        .assert_code(1)
+        .assert_one_error_line("outbox full");
+    drain_faults(&d);
+    assert_eq!(
+        d.job(later).unwrap().job_status,
+        "queued",
+        "not fetched while the outbox is full"
+    );
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    assert_eq!(d.job(first).unwrap().job_status, "successful");
+    assert_eq!(d.job(later).unwrap().job_status, "downloaded");
+}
