@@ -11,7 +11,7 @@ use crate::jobs::Enrolled;
 use crate::plugins::{Backend, CancelToken, Registry};
 use crate::store::{MessageKind, NewMessage, StoredJob};
 use crate::transport::Endpoint;
-use crate::wire::{AlertsReport, ScanJobParams, ScanReport, TaskName, UnixTime, WireAlert};
+use crate::wire::{ScanJobParams, ScanReport, TaskName, UnixTime, WireAlert};
 
 /// The result of one job: an error message (None = success) and the result messages to queue
 /// with its status.
@@ -206,27 +206,14 @@ impl<'a> Executor<'a> {
             job_id: Some(job_id),
             body: agent.body(TaskName::Scan, report)?,
         }];
-        if !r.detections.is_empty() {
-            let backend = self.ctx.config.backend.as_deref().unwrap_or("backend");
-            let alerts = r
-                .detections
-                .iter()
-                .map(|d| wire_alert(d, end, backend, "on-demand scan"))
-                .collect();
-            messages.push(NewMessage {
-                endpoint: Endpoint::Alerts.name(),
-                kind: MessageKind::Alerts,
-                supersede_key: None,
-                job_id: Some(job_id),
-                body: agent.body(
-                    TaskName::Alerts,
-                    AlertsReport {
-                        alerts,
-                        job_id: Some(job_id),
-                    },
-                )?,
-            });
-        }
+        let backend = self.ctx.config.backend.as_deref().unwrap_or("backend");
+        messages.extend(agent.alerts_message(
+            &r.detections,
+            end,
+            backend,
+            "on-demand scan",
+            Some(job_id),
+        )?);
         let error = if r.cancelled {
             Some(format!(
                 "scan of {} cancelled after {} files (partial results sent)",

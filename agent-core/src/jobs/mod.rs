@@ -57,6 +57,36 @@ impl Enrolled {
         .to_body()?)
     }
 
+    /// The POST api/alerts message for `detections`, `None` when there are none (an empty
+    /// `alerts` array makes PHP print a notice into the reply). A detection time the server
+    /// would reject is replaced by `fallback_time`; `module`/`info` fill what the backend left empty.
+    pub fn alerts_message(
+        &self,
+        detections: &[armadito_plugin_api::model::Detection],
+        fallback_time: crate::wire::UnixTime,
+        module: &str,
+        info: &str,
+        job_id: Option<i64>,
+    ) -> Result<Option<crate::store::NewMessage>, AgentError> {
+        if detections.is_empty() {
+            return Ok(None);
+        }
+        let alerts = detections
+            .iter()
+            .map(|d| execute::wire_alert(d, fallback_time, module, info))
+            .collect();
+        Ok(Some(crate::store::NewMessage {
+            endpoint: crate::transport::Endpoint::Alerts.name(),
+            kind: crate::store::MessageKind::Alerts,
+            supersede_key: None,
+            job_id,
+            body: self.body(
+                TaskName::Alerts,
+                crate::wire::AlertsReport { alerts, job_id },
+            )?,
+        }))
+    }
+
     /// Queues `messages` (moving `cursor` with them when given) and delivers the outbox now.
     /// Fails, with the messages kept for the next run, when they could not be delivered.
     pub async fn send(

@@ -7,11 +7,8 @@
 use armadito_plugin_api::model::AlertsQuery;
 
 use crate::app::{AgentError, Context};
-use crate::jobs::execute::wire_alert;
 use crate::jobs::{Enrolled, blocking};
-use crate::store::{MessageKind, NewMessage};
-use crate::transport::Endpoint;
-use crate::wire::{AlertsReport, TaskName, UnixTime};
+use crate::wire::UnixTime;
 
 /// Detections per message (and per backend page).
 const PAGE: u32 = 100;
@@ -43,30 +40,11 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             .clone()
             .or_else(|| cursor.clone())
             .unwrap_or_default();
-        let now = UnixTime::now();
-        let alerts: Vec<_> = page
-            .detections
-            .iter()
-            .map(|d| wire_alert(d, now, &name, "real-time"))
+        total += page.detections.len();
+        let messages: Vec<_> = agent
+            .alerts_message(&page.detections, UnixTime::now(), &name, "real-time", None)?
+            .into_iter()
             .collect();
-        total += alerts.len();
-        let messages = if alerts.is_empty() {
-            Vec::new() // an empty `alerts` array makes PHP print a notice: send nothing
-        } else {
-            vec![NewMessage {
-                endpoint: Endpoint::Alerts.name(),
-                kind: MessageKind::Alerts,
-                supersede_key: None,
-                job_id: None,
-                body: agent.body(
-                    TaskName::Alerts,
-                    AlertsReport {
-                        alerts,
-                        job_id: None,
-                    },
-                )?,
-            }]
-        };
         agent
             .store
             .enqueue_with_cursor(&messages, &cursor_name, &next)?;

@@ -7,12 +7,9 @@ use std::io::{IsTerminal, Write};
 use armadito_plugin_api::model::{ScanProgress, ScanRequest};
 
 use crate::app::{AgentError, Context};
-use crate::jobs::execute::wire_alert;
 use crate::jobs::{Enrolled, blocking};
 use crate::plugins::CancelToken;
-use crate::store::{MessageKind, NewMessage};
-use crate::transport::Endpoint;
-use crate::wire::{AlertsReport, TaskName, UnixTime};
+use crate::wire::UnixTime;
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let paths = &ctx.cli.path;
@@ -81,26 +78,14 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         && !result.detections.is_empty()
     {
         let backend_name = ctx.config.backend.as_deref().unwrap_or("backend");
-        let now = UnixTime::now();
-        let alerts = result
-            .detections
-            .iter()
-            .map(|d| wire_alert(d, now, backend_name, "on-demand scan"))
-            .collect();
-        let msg = NewMessage {
-            endpoint: Endpoint::Alerts.name(),
-            kind: MessageKind::Alerts,
-            supersede_key: None,
-            job_id: None,
-            body: agent.body(
-                TaskName::Alerts,
-                AlertsReport {
-                    alerts,
-                    job_id: None,
-                },
-            )?,
-        };
-        agent.send(ctx, &[msg], None).await?;
+        let msg = agent.alerts_message(
+            &result.detections,
+            UnixTime::now(),
+            backend_name,
+            "on-demand scan",
+            None,
+        )?;
+        agent.send(ctx, msg.as_slice(), None).await?;
         println!(
             "Reported {} detection(s) to the server",
             result.detections.len()
