@@ -64,11 +64,15 @@ fn sigkill_at_random_points_never_corrupts_or_half_writes() {
     };
     let mut rng = rand::rng();
     let (mut killed, mut finished, mut enrolled_after) = (0, 0, 0);
-    for _ in 0..100 {
+    // until 100 kills have landed inside a run (bounded, in case runs get too fast to hit)
+    for _ in 0..1000 {
+        if killed >= 100 {
+            break;
+        }
         d.set_delay(Duration::from_millis(rng.random_range(0..30)));
         std::fs::write(s.state_dir().join("enrollment.key"), KEY).unwrap();
         let mut child = s.spawn(&["-t", "Enrollment"]);
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..60_000)));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
         match child.try_wait().unwrap() {
             Some(_) => finished += 1,
             None => {
