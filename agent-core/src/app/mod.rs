@@ -42,16 +42,9 @@ impl Context {
 
     /// The `[plugins]` settings with the folders and `[backends.*]` tables filled in.
     pub fn plugins_config(&self) -> Result<PluginsConfig, AgentError> {
-        let mut cfg: PluginsConfig = self.config.table("plugins", &self.config.plugins)?;
-        cfg.dir = self.config.plugins_dir.clone();
-        if !self.config.plugins.contains_key("cache_dir") {
-            cfg.cache_dir = self.config.state_dir.join("plugin-cache");
-        }
-        for (name, table) in &self.config.backends {
-            let json = serde_json::to_value(table).map_err(|e| AgentError::Task(e.to_string()))?;
-            cfg.settings.insert(name.clone(), json);
-        }
-        Ok(cfg)
+        let c = &self.config;
+        PluginsConfig::from_agent_config(&c.plugins, &c.plugins_dir, &c.state_dir, &c.backends)
+            .map_err(|e| c.table_error("plugins", &e).into())
     }
 
     /// The configured backend, loaded. The registry is returned too: it owns the plugin's

@@ -314,15 +314,20 @@ impl Config {
         table
             .clone()
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Table {
-                table: name.into(),
-                origin: self
-                    .source
-                    .as_ref()
-                    .map(|p| format!(" in {}", p.display()))
-                    .unwrap_or_default(),
-                message: e.message().to_string(),
-            })
+            .map_err(|e| self.table_error(name, &e))
+    }
+
+    /// The error for an invalid `[name]` table, naming the file it came from.
+    pub fn table_error(&self, name: &str, e: &toml::de::Error) -> ConfigError {
+        ConfigError::Table {
+            table: name.into(),
+            origin: self
+                .source
+                .as_ref()
+                .map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default(),
+            message: e.message().to_string(),
+        }
     }
 }
 

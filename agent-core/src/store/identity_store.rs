@@ -27,6 +27,26 @@ pub struct StoredUuid {
     pub created_at: i64,
 }
 
+/// Sets cursor `name`, inside whatever transaction `conn` is in (a `Transaction` derefs to it).
+pub(crate) fn upsert_cursor(
+    conn: &rusqlite::Connection,
+    name: &str,
+    value: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET value = ?2, updated_at = ?3",
+        params![name, value, UnixTime::now().secs()],
+    )
+    .map(|_| ())
+}
+
+/// Removes cursor `name`, inside whatever transaction `conn` is in.
+pub(crate) fn delete_cursor(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM cursors WHERE name = ?1", [name])
+        .map(|_| ())
+}
+
 impl Store {
     pub fn enrollment(&self) -> Result<Option<Enrollment>, StoreError> {
         self.conn()
@@ -62,20 +82,15 @@ impl Store {
             .as_ref()
             .filter(|p| p.agent_id == agent_id)
             .map_or(now, |p| p.enrolled_at);
-        let dir = self.dir().to_path_buf();
-        let tx = self
-            .conn_mut()
-            .transaction()
-            .map_err(|e| super::classify(&dir, e))?;
-        tx.execute(
-            "INSERT INTO enrollment (id, agent_id, scheduler_id, server, uuid, enrolled_at, updated_at)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(id) DO UPDATE SET agent_id = ?1, scheduler_id = ?2, server = ?3, uuid = ?4,
-                                           enrolled_at = ?5, updated_at = ?6",
-            params![agent_id, scheduler_id, server, uuid, enrolled_at, now],
-        )
-        .map_err(|e| super::classify(&dir, e))?;
-        tx.commit().map_err(|e| super::classify(&dir, e))?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO enrollment (id, agent_id, scheduler_id, server, uuid, enrolled_at, updated_at)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET agent_id = ?1, scheduler_id = ?2, server = ?3, uuid = ?4,
+                                               enrolled_at = ?5, updated_at = ?6",
+                params![agent_id, scheduler_id, server, uuid, enrolled_at, now],
+            )
+        })?;
         Ok(previous)
     }
 
@@ -108,21 +123,11 @@ impl Store {
     }
 
     pub fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(name) DO UPDATE SET value = ?2, updated_at = ?3",
-                params![name, value, UnixTime::now().secs()],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        upsert_cursor(self.conn(), name, value).map_err(|e| self.err(e))
     }
 
     pub fn clear_cursor(&self, name: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM cursors WHERE name = ?1", [name])
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        delete_cursor(self.conn(), name).map_err(|e| self.err(e))
     }
 
     pub fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {

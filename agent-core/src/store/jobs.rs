@@ -124,57 +124,57 @@ impl Store {
     /// Stores a GET jobs reply in one transaction (see the module invariants).
     pub fn enqueue_jobs(&mut self, jobs: &[ParsedJob]) -> Result<EnqueueReport, StoreError> {
         let now = UnixTime::now().secs();
-        let dir = self.dir().to_path_buf();
-        let err = |e| super::classify(&dir, e);
-        let tx = self.conn_mut().transaction().map_err(err)?;
-        let mut report = EnqueueReport::default();
-        for job in jobs {
-            let (job_id, job_type, priority, obj, invalid) = match job {
-                Ok(j) => (
-                    j.job_id,
-                    j.job_type.clone(),
-                    j.priority.value(),
-                    j.obj.to_string(),
-                    None,
-                ),
-                Err(bad) => match bad.job_id {
-                    Some(id) => (
-                        id,
-                        String::new(),
-                        0,
-                        bad.raw.clone(),
-                        Some(bad.reason.clone()),
+        self.write(|tx| {
+            let mut report = EnqueueReport::default();
+            for job in jobs {
+                let (job_id, job_type, priority, obj, invalid) = match job {
+                    Ok(j) => (
+                        j.job_id,
+                        j.job_type.clone(),
+                        j.priority.value(),
+                        j.obj.to_string(),
+                        None,
                     ),
-                    None => {
-                        tx.execute(
-                            "INSERT INTO unreportable_jobs (reason, raw, received_at) VALUES (?1, ?2, ?3)",
-                            params![bad.reason, bad.raw, now],
-                        )
-                        .map_err(err)?;
-                        tracing::error!(reason = %bad.reason, "the server sent a job without a usable job_id: it cannot be run or reported (kept in unreportable_jobs)");
-                        report.unreportable += 1;
-                        continue;
-                    }
-                },
-            };
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO jobs (job_id, job_type, priority, obj, state, invalid, received_at)
-                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
-                    params![job_id, job_type, priority, obj, invalid, now],
-                )
-                .map_err(err)?;
-            match (inserted, &invalid) {
-                (0, _) => report.duplicates.push(job_id),
-                (_, Some(_)) => report.invalid.push(job_id),
-                (_, None) => report.added.push(job_id),
+                    Err(bad) => match bad.job_id {
+                        Some(id) => (
+                            id,
+                            String::new(),
+                            0,
+                            bad.raw.clone(),
+                            Some(bad.reason.clone()),
+                        ),
+                        None => {
+                            tx.execute(
+                                "INSERT INTO unreportable_jobs (reason, raw, received_at) VALUES (?1, ?2, ?3)",
+                                params![bad.reason, bad.raw, now],
+                            )
+                            ?;
+                            tracing::error!(
+                                reason = %bad.reason,
+                                "the server sent a job without a usable job_id: it cannot be run or reported (kept in unreportable_jobs)"
+                            );
+                            report.unreportable += 1;
+                            continue;
+                        }
+                    },
+                };
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO jobs (job_id, job_type, priority, obj, state, invalid, received_at)
+                         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+                        params![job_id, job_type, priority, obj, invalid, now],
+                    )
+                    ?;
+                match (inserted, &invalid) {
+                    (0, _) => report.duplicates.push(job_id),
+                    (_, Some(_)) => report.invalid.push(job_id),
+                    (_, None) => report.added.push(job_id),
+                }
             }
-        }
-        // The reply is safe: the "GET jobs in flight" marker goes with it (see jobs::getjobs).
-        tx.execute("DELETE FROM cursors WHERE name = ?1", [GETJOBS_IN_FLIGHT])
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(report)
+            // The reply is safe: the "GET jobs in flight" marker goes with it (see jobs::getjobs).
+            super::identity_store::delete_cursor(tx, GETJOBS_IN_FLIGHT)?;
+            Ok(report)
+        })
     }
 
     /// The next job to run: highest priority, then oldest arrival, then lowest id.
@@ -256,16 +256,13 @@ impl Store {
         error: Option<&str>,
         messages: &[NewMessage],
     ) -> Result<(), StoreError> {
-        let dir = self.dir().to_path_buf();
-        let err = |e| super::classify(&dir, e);
-        let tx = self.conn_mut().transaction().map_err(err)?;
-        tx.execute(
-            "UPDATE jobs SET state = 'finished', finished_at = ?2, result_code = ?3, last_error = ?4 WHERE job_id = ?1",
-            params![job_id, UnixTime::now().secs(), result_code, error],
-        )
-        .map_err(err)?;
-        insert_messages(&tx, messages).map_err(err)?;
-        tx.commit().map_err(err)
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE jobs SET state = 'finished', finished_at = ?2, result_code = ?3, last_error = ?4 WHERE job_id = ?1",
+                params![job_id, UnixTime::now().secs(), result_code, error],
+            )?;
+            insert_messages(tx, messages)
+        })
     }
 
     /// Jobs left `running` by a dead agent.

@@ -144,8 +144,18 @@ impl Store {
         &self.conn
     }
 
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    /// Runs `f` in one transaction: all of its writes land, or none (on error or crash).
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|e| classify(&self.dir, e))
     }
 
     pub(crate) fn err(&self, e: rusqlite::Error) -> StoreError {

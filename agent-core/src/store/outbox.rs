@@ -137,11 +137,7 @@ pub(crate) fn insert_messages(
 impl Store {
     /// Queues messages in one transaction (for changes that have no other state to update).
     pub fn enqueue_messages(&mut self, messages: &[NewMessage]) -> Result<(), StoreError> {
-        let dir = self.dir().to_path_buf();
-        let err = |e| super::classify(&dir, e);
-        let tx = self.conn_mut().transaction().map_err(err)?;
-        insert_messages(&tx, messages).map_err(err)?;
-        tx.commit().map_err(err)
+        self.write(|tx| insert_messages(tx, messages))
     }
 
     /// Queues messages and moves a cursor in one transaction: a source (alerts log, config
@@ -152,17 +148,10 @@ impl Store {
         cursor: &str,
         value: &str,
     ) -> Result<(), StoreError> {
-        let dir = self.dir().to_path_buf();
-        let err = |e| super::classify(&dir, e);
-        let tx = self.conn_mut().transaction().map_err(err)?;
-        insert_messages(&tx, messages).map_err(err)?;
-        tx.execute(
-            "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET value = ?2, updated_at = ?3",
-            params![cursor, value, UnixTime::now().secs()],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        self.write(|tx| {
+            insert_messages(tx, messages)?;
+            super::identity_store::upsert_cursor(tx, cursor, value)
+        })
     }
 
     /// Messages whose next try is due, oldest first.
@@ -192,19 +181,16 @@ impl Store {
 
     /// The server answered 2xx: delete the message; a job status marks its job `reported`.
     pub fn message_delivered(&mut self, msg: &OutboxMessage) -> Result<(), StoreError> {
-        let dir = self.dir().to_path_buf();
-        let err = |e| super::classify(&dir, e);
-        let tx = self.conn_mut().transaction().map_err(err)?;
-        tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id])
-            .map_err(err)?;
-        if let (MessageKind::JobStatus, Some(job_id)) = (msg.kind, msg.job_id) {
-            tx.execute(
-                "UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'",
-                [job_id],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.write(|tx| {
+            tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id])?;
+            if let (MessageKind::JobStatus, Some(job_id)) = (msg.kind, msg.job_id) {
+                tx.execute(
+                    "UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'",
+                    [job_id],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Delivery failed: keep the message, count the attempt, schedule the next try.
