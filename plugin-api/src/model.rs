@@ -276,6 +276,21 @@ pub struct ScanResult {
     pub detections: Vec<Detection>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileResult>,
+    /// Files skipped on purpose (too big, excluded, unknown type, white-listed): neither
+    /// scanned nor errors. Optional (added within interface 1): 0 from plugins that do not
+    /// count them, and omitted from the JSON when 0 so older agents see the same payload.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+    /// Set when the scan ended early for a reason other than a cancel request (the AV daemon
+    /// died, the connection dropped mid-scan): the counts and detections are what was seen
+    /// before, and the text says what happened. The agent reports them as partial results
+    /// and fails the job with this text. Optional (added within interface 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,6 +407,20 @@ pub struct ConfigApplyReport {
     pub restart_required: bool,
     /// The backend restarted the AV service itself.
     pub restarted: bool,
+    /// Old → new value of every attribute in `applied`. Optional (added within interface 1):
+    /// empty from plugins that do not report it, and omitted from the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ConfigChange>,
+}
+
+/// One applied change of `config_set` (`ConfigApplyReport::changes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigChange {
+    pub attr: String,
+    /// The value before; `None` when the attribute was not set.
+    pub old: Option<Value>,
+    pub new: Value,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ impl<'a> Executor<'a> {
             .ok()
             .filter(|s| *s <= end)
             .unwrap_or(started);
-        let progress = if r.cancelled {
+        let progress = if r.cancelled || r.interrupted.is_some() {
             cancelled_at_percent
         } else {
             100
@@ -214,7 +214,12 @@ impl<'a> Executor<'a> {
             "on-demand scan",
             Some(job_id),
         )?);
-        let error = if r.cancelled {
+        let error = if let Some(why) = &r.interrupted {
+            Some(format!(
+                "scan of {} interrupted after {} files: {why} (partial results sent)",
+                params.scan_path, r.scanned
+            ))
+        } else if r.cancelled {
             Some(format!(
                 "scan of {} cancelled after {} files (partial results sent)",
                 params.scan_path, r.scanned
@@ -228,6 +233,7 @@ impl<'a> Executor<'a> {
             malware = r.malware,
             suspicious = r.suspicious,
             errors = r.errors,
+            skipped = r.skipped,
             "scan finished"
         );
         Ok(Outcome { error, messages })

@@ -35,6 +35,11 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             let b = backend.clone();
             let to_set = changes.clone();
             let applied = blocking(move || b.config_set(&to_set)).await??;
+            for c in &applied.changes {
+                let old = c.old.as_ref().map_or("(unset)".into(), |v| v.to_string());
+                tracing::info!("configuration changed: {}: {old} -> {}", c.attr, c.new);
+                println!("AVConfig: {}: {old} -> {}", c.attr, c.new);
+            }
             for r in &applied.rejected {
                 problems.push(format!("{}: {}", r.attr, r.reason));
             }
