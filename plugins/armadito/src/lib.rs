@@ -1,61 +1,46 @@
-//! armadito backend plugin: placeholder until its issue is done.
+//! Armadito AV backend for the Armadito agent.
 //!
-//! It loads like a real plugin (so the workspace builds all three backends as cdylib and the
-//! agent lists it), declares its name, and answers every call with a clear
-//! "not implemented yet" error (kind `not-supported`).
+//! Layout (one folder per concern; only `plugin` knows about the plugin ABI):
+//! * [`wire`]: the daemon's messages (framing, JSON-RPC, events of both generations, status).
+//!   No I/O.
+//! * [`transport`]: JSON-RPC over the unix socket, the CLI tools, the legacy REST API.
+//! * [`peer`]: who serves the socket (root or the configured daemon user), checked first.
+//! * [`scan`]: events → progress and `ScanResult` (no I/O).
+//! * [`alerts`]: `armadito-journal` syslog/journald history with a cursor, live `listen` queue.
+//! * [`config`]: armadito.conf + conf.d, allow-listed changes, atomic rewrite, restart.
+//! * [`backend`]: [`ArmaditoBackend`], the façade; `plugin`: the ABI adapter.
+//!
+//! Invariants for the whole crate:
+//! * Nothing from outside the process (daemon replies, tool output, files, settings) is
+//!   unwrapped; failures are typed errors or reported partial results.
+//! * Programs run by absolute path with an argv and a cleared environment, never a shell.
+//! * No byte is sent to a socket whose owner is not root or the configured daemon user.
 
-use armadito_plugin_api::serde_json::Value;
-use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, ErrorKind,
-    Host, Plugin, PluginError, Progress, ScanRequest, ScanResult, export_plugin,
-};
+pub mod alerts;
+pub mod backend;
+pub mod config;
+pub mod peer;
+pub mod plugin;
+pub mod scan;
+pub mod settings;
+pub mod transport;
+pub mod wire;
 
-fn not_implemented(call: &str) -> PluginError {
-    PluginError::new(
-        ErrorKind::NotSupported,
-        format!("the armadito backend is not implemented yet ({call})"),
-    )
+pub use backend::{ArmaditoBackend, BackendError};
+pub use plugin::ArmaditoPlugin;
+pub use settings::Settings;
+
+/// 64-bit FNV-1a over several byte slices (separated, so ("ab","c") != ("a","bc")). Stable
+/// ids and de-duplication keys, not security.
+pub fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
-
-pub struct ArmaditoBackend;
-
-impl Plugin for ArmaditoBackend {
-    const NAME: &'static str = "armadito";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Armadito AV backend (not implemented yet)";
-
-    fn capabilities() -> Capabilities {
-        Capabilities::default()
-    }
-
-    fn new(host: Host, _settings: Value) -> Result<Self, PluginError> {
-        host.warn("the armadito backend is not implemented yet: every call will fail");
-        Ok(ArmaditoBackend)
-    }
-
-    fn state(&self) -> Result<BackendState, PluginError> {
-        Err(not_implemented("state"))
-    }
-
-    fn scan(&self, _: ScanRequest, _: &Progress<'_>) -> Result<ScanResult, PluginError> {
-        Err(not_implemented("scan"))
-    }
-
-    fn alerts(&self, _: AlertsQuery) -> Result<AlertsPage, PluginError> {
-        Err(not_implemented("alerts"))
-    }
-
-    fn config_get(&self) -> Result<Vec<ConfigEntry>, PluginError> {
-        Err(not_implemented("config_get"))
-    }
-
-    fn config_set(&self, _: Vec<ConfigEntry>) -> Result<ConfigApplyReport, PluginError> {
-        Err(not_implemented("config_set"))
-    }
-
-    fn invoke(&self, method: &str, _: Value, _: &Progress<'_>) -> Result<Value, PluginError> {
-        Err(not_implemented(method))
-    }
-}
-
-export_plugin!(ArmaditoBackend);
