@@ -88,7 +88,10 @@ fn new_fields_round_trip_and_an_old_reader_ignores_them() {
         v["changes"],
         json!([{"attr": "on-demand:max-size", "old": "10485760", "new": "20971520"}])
     );
-    assert_eq!(serde_json::from_value::<ConfigApplyReport>(v.clone()).unwrap(), a);
+    assert_eq!(
+        serde_json::from_value::<ConfigApplyReport>(v.clone()).unwrap(),
+        a
+    );
 
     // an interface 1.0 reader: the same struct shape without the new fields, unknown keys ignored
     #[derive(serde::Deserialize)]

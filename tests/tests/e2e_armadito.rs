@@ -363,8 +363,7 @@ fn full_round(host: &Host, d: &Double, s: &AgentSandbox, agent: i64, av: i64, ve
     let scan_post = d
         .requests()
         .into_iter()
-        .filter(|r| r.path.contains("/api/scans/"))
-        .next_back()
+        .rfind(|r| r.path.contains("/api/scans/"))
         .unwrap();
     let body: Value = serde_json::from_str(&scan_post.body).unwrap();
     let obj = &body["task"]["obj"];
@@ -394,8 +393,7 @@ fn full_round(host: &Host, d: &Double, s: &AgentSandbox, agent: i64, av: i64, ve
     let state_post = d
         .requests()
         .into_iter()
-        .filter(|r| r.path.contains("/api/states/"))
-        .next_back()
+        .rfind(|r| r.path.contains("/api/states/"))
         .unwrap();
     let body: Value = serde_json::from_str(&state_post.body).unwrap();
     let dbinfo = &body["task"]["obj"]["dbinfo"];

@@ -355,9 +355,9 @@ fn rest_conn(n: usize, mut conn: TcpStream, scenario: &Value, rec: &Recorder, sh
             push(shared, &token, ev);
         }
         "scan" => {
-            if !header("content-type")
-                .is_some_and(|c| c.split(';').next() == Some("application/json"))
-            {
+            let json_type = header("content-type")
+                .is_some_and(|c| c.split(';').next() == Some("application/json"));
+            if !json_type {
                 return respond(
                     &mut conn,
                     415,
