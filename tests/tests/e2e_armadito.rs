@@ -672,6 +672,35 @@ fn a_daemon_that_dies_mid_scan_gives_partial_results_and_a_failed_job() {
 }
 
 #[test]
+fn a_rest_daemon_that_dies_mid_scan_gives_partial_results_and_a_failed_job() {
+    let host = Host::new();
+    let mut events = rest_scan(&host.tree()).as_array().unwrap()[..3].to_vec();
+    events.push(json!({"sleep_ms": 200}));
+    events.push(json!({"close": true}));
+    let fake = FakeDaemon::start(
+        host.tmp.path(),
+        "rest",
+        json!({"info": status_event(), "version": "0.12.0-exp", "scan": events}),
+        None,
+    );
+    let d = Double::start();
+    let settings = host.settings("rest", &unique_socket(), &fake.addr, "");
+    let (s, agent, av) = enrolled_agent_with(&d, "armadito", PLUGIN, &settings);
+    let job = scan_job(&d, &s, &host, agent, av);
+    assert_eq!(d.job(job).unwrap().job_status, "failed");
+    let msg = job_error(&d, job).unwrap_or_default();
+    assert!(msg.contains("stopped answering"), "{msg}");
+    assert_eq!(
+        d.alerts()
+            .iter()
+            .filter(|a| a.plugin_armadito_jobs_id == job)
+            .count(),
+        1,
+        "the detection seen before the daemon died is kept"
+    );
+}
+
+#[test]
 fn a_silent_daemon_ends_the_scan_with_a_timeout_not_a_hang() {
     let host = Host::new();
     let fake = FakeDaemon::start(

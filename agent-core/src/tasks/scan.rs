@@ -70,6 +70,9 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     for d in &result.detections {
         println!("FOUND {}: {}", d.threat_name, d.file_path);
     }
+    if let Some(why) = &result.interrupted {
+        println!("Scan interrupted: {why} (partial results below)");
+    }
     println!(
         "Scan: {} files scanned, {} malware, {} suspicious, {} errors in {:.1} s",
         result.scanned, result.malware, result.suspicious, result.errors, result.duration_secs

@@ -284,7 +284,12 @@ impl ArmaditoBackend {
             live: Some(&self.live),
             timeout: self.settings.call_timeout(),
         };
-        Ok(alerts::fetch(&sources, q.cursor.as_deref(), limit)?)
+        Ok(alerts::fetch(
+            &sources,
+            q.cursor.as_deref(),
+            q.since,
+            limit,
+        )?)
     }
 
     pub fn config_get(&self) -> Result<Vec<ConfigEntry>, BackendError> {

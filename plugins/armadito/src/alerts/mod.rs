@@ -103,6 +103,8 @@ pub fn to_detection(j: &JournalDetection) -> Detection {
 
 struct Page {
     cursor: Cursor,
+    /// Without a cursor: skip detections before this unix time (`AlertsQuery::since`).
+    since: Option<i64>,
     found: Vec<Detection>,
     limit: usize,
     more: bool,
@@ -119,7 +121,7 @@ impl Page {
 
     /// Takes `d` unless it is a duplicate; `false` = the page is full (not taken).
     fn offer(&mut self, d: Detection) -> bool {
-        if self.seen(&d) {
+        if self.seen(&d) || self.since.is_some_and(|t| d.detection_time < t) {
             return true;
         }
         if self.found.len() >= self.limit {
@@ -269,16 +271,19 @@ fn read_journald(page: &mut Page, journalctl: &Path, timeout: Duration) -> Resul
 pub fn fetch(
     sources: &Sources<'_>,
     cursor: Option<&str>,
+    since: Option<i64>,
     limit: usize,
 ) -> Result<AlertsPage, AlertsError> {
-    let cursor = match cursor {
-        Some(c) if !c.is_empty() => {
-            serde_json::from_str(c).map_err(|e| AlertsError::BadCursor(e.to_string()))?
-        }
-        _ => Cursor::default(),
+    let (cursor, since) = match cursor {
+        Some(c) if !c.is_empty() => (
+            serde_json::from_str(c).map_err(|e| AlertsError::BadCursor(e.to_string()))?,
+            None,
+        ),
+        _ => (Cursor::default(), since),
     };
     let mut page = Page {
         cursor,
+        since,
         found: Vec::new(),
         limit: limit.max(1),
         more: false,
@@ -352,37 +357,42 @@ mod tests {
             det_line(3, "real-time")
         )
         .unwrap();
-        let p = fetch(&sources(&files), None, 2).unwrap();
+        let p = fetch(&sources(&files), None, None, 2).unwrap();
         assert_eq!(p.detections.len(), 2);
         assert!(p.more);
         assert_eq!(p.detections[0].threat_name, "Eicar-1");
         assert_eq!(p.detections[0].info.as_deref(), Some("real-time"));
         assert_eq!(p.detections[0].detection_time, 1796378401);
-        let p = fetch(&sources(&files), p.next_cursor.as_deref(), 2).unwrap();
+        let p = fetch(&sources(&files), p.next_cursor.as_deref(), None, 2).unwrap();
         assert_eq!(p.detections.len(), 1);
         assert!(!p.more);
         // a half-written line waits; then rotation: rest of the old file, then the new one
         write!(f, "{}", &det_line(4, "real-time")[..30]).unwrap();
-        let p = fetch(&sources(&files), p.next_cursor.as_deref(), 10).unwrap();
+        let p = fetch(&sources(&files), p.next_cursor.as_deref(), None, 10).unwrap();
         assert!(p.detections.is_empty());
         write!(f, "{}", &det_line(4, "real-time")[30..]).unwrap();
         drop(f);
         std::fs::rename(&log, t.path().join("syslog.1")).unwrap();
         std::fs::write(&log, det_line(5, "real-time")).unwrap();
         let c = p.next_cursor;
-        let p = fetch(&sources(&files), c.as_deref(), 10).unwrap();
+        let p = fetch(&sources(&files), c.as_deref(), None, 10).unwrap();
         let names: Vec<_> = p
             .detections
             .iter()
             .map(|d| d.threat_name.as_str())
             .collect();
         assert_eq!(names, ["Eicar-4", "Eicar-5"]);
-        let p = fetch(&sources(&files), p.next_cursor.as_deref(), 10).unwrap();
+        let p = fetch(&sources(&files), p.next_cursor.as_deref(), None, 10).unwrap();
         assert!(p.detections.is_empty(), "nothing twice");
         assert!(matches!(
-            fetch(&sources(&files), Some("{bad"), 1),
+            fetch(&sources(&files), Some("{bad"), None, 1),
             Err(AlertsError::BadCursor(_))
         ));
+        // without a cursor, `since` skips older lines (the live file holds Eicar-5, 10:00:05)
+        let p = fetch(&sources(&files), None, Some(1796378405), 10).unwrap();
+        assert_eq!(p.detections.len(), 1);
+        let p = fetch(&sources(&files), None, Some(1796378406), 10).unwrap();
+        assert!(p.detections.is_empty());
     }
 
     #[test]
@@ -404,10 +414,10 @@ mod tests {
             live: Some(&live),
             ..sources(&files)
         };
-        let p = fetch(&src, None, 10).unwrap();
+        let p = fetch(&src, None, None, 10).unwrap();
         assert_eq!(p.detections.len(), 1);
         std::fs::write(&log, det_line(9, "real-time")).unwrap();
-        let p = fetch(&src, p.next_cursor.as_deref(), 10).unwrap();
+        let p = fetch(&src, p.next_cursor.as_deref(), None, 10).unwrap();
         assert!(p.detections.is_empty(), "{:?}", p.detections);
     }
 
@@ -433,14 +443,14 @@ mod tests {
             live: None,
             timeout: Duration::from_secs(5),
         };
-        let p = fetch(&src, None, 10).unwrap();
+        let p = fetch(&src, None, None, 10).unwrap();
         assert_eq!(p.detections.len(), 1);
         assert_eq!(p.detections[0].detection_time, 1796378401);
         assert_eq!(
             p.detections[0].action,
             armadito_plugin_api::DetectionAction::Removed
         );
-        fetch(&src, p.next_cursor.as_deref(), 10).unwrap();
+        fetch(&src, p.next_cursor.as_deref(), None, 10).unwrap();
         let calls = std::fs::read_to_string(&argv).unwrap();
         let lines: Vec<_> = calls.lines().collect();
         assert_eq!(
