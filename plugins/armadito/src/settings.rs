@@ -146,6 +146,19 @@ impl Settings {
         {
             return bad("timeouts must be above 0".into());
         }
+        const MAX_SECS: u64 = 30 * 86_400;
+        if self.connect_timeout_ms / 1000 > MAX_SECS
+            || [
+                self.call_timeout_secs,
+                self.scan_idle_timeout_secs,
+                self.scan_timeout_secs,
+                self.restart_timeout_secs,
+            ]
+            .iter()
+            .any(|t| *t > MAX_SECS)
+        {
+            return bad("timeouts must be at most 30 days".into());
+        }
         Ok(())
     }
 
@@ -182,6 +195,8 @@ mod tests {
         assert!(e.to_string().contains("loopback"), "{e}");
         let e = Settings::from_json(&json!({"restart_command": ["service", "x"]})).unwrap_err();
         assert!(e.to_string().contains("absolute"), "{e}");
+        let e = Settings::from_json(&json!({"scan_timeout_secs": u64::MAX})).unwrap_err();
+        assert!(e.to_string().contains("30 days"), "{e}");
         let s = Settings::from_json(&json!({"mode": "rest", "restart_command": []})).unwrap();
         assert_eq!(s.mode, Mode::Rest);
     }

@@ -36,6 +36,8 @@ const RECENT_MAX: usize = 256;
 /// Live detections kept in memory until `alerts()` collects them.
 pub const LIVE_MAX: usize = 10_000;
 const MAX_LINE: usize = 64 * 1024;
+/// Bytes read at once while looking for the end of a line.
+const READ_LIMIT: u64 = MAX_LINE as u64 * 4;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilePos {
@@ -155,11 +157,34 @@ fn read_from(
     loop {
         buf.clear();
         let n = (&mut r)
-            .take(MAX_LINE as u64 * 4)
+            .take(READ_LIMIT)
             .read_until(b'\n', &mut buf)
             .map_err(err)?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            return Ok(pos); // end, or a line still being written
+        if n == 0 {
+            return Ok(pos);
+        }
+        if buf.last() != Some(&b'\n') {
+            if (n as u64) < READ_LIMIT {
+                return Ok(pos); // a line still being written
+            }
+            // an over-long line: skip it whole (a cursor must never stick on it)
+            let mut skipped = n as u64;
+            loop {
+                let mut rest = Vec::new();
+                let k = (&mut r)
+                    .take(READ_LIMIT)
+                    .read_until(b'\n', &mut rest)
+                    .map_err(err)?;
+                if k == 0 {
+                    return Ok(pos);
+                }
+                skipped += k as u64;
+                if rest.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            pos += skipped;
+            continue;
         }
         let text = String::from_utf8_lossy(&buf[..buf.len().min(MAX_LINE)]);
         if !on_line(text.trim_end_matches(['\n', '\r'])) {
@@ -393,6 +418,20 @@ mod tests {
         assert_eq!(p.detections.len(), 1);
         let p = fetch(&sources(&files), None, Some(1796378406), 10).unwrap();
         assert!(p.detections.is_empty());
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_not_stuck_on() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("syslog");
+        let long = format!(
+            "Dec  4 10:00:00 host x[1]: {}\n",
+            "y".repeat(READ_LIMIT as usize * 2 + 7)
+        );
+        std::fs::write(&log, format!("{long}{}", det_line(1, "real-time"))).unwrap();
+        let files = vec![log];
+        let p = fetch(&sources(&files), None, None, 10).unwrap();
+        assert_eq!(p.detections.len(), 1);
     }
 
     #[test]

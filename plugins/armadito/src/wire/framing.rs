@@ -15,6 +15,9 @@ pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct Deframer {
     buf: Vec<u8>,
+    /// `buf[..searched]` holds no terminator start: a big frame arriving in small reads is
+    /// not searched again from its beginning.
+    searched: usize,
 }
 
 /// One frame's content.
@@ -34,8 +37,9 @@ impl Deframer {
     /// reported as one invalid frame.
     pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
-            match find(&self.buf, TERMINATOR) {
+            match find(&self.buf[self.searched..], TERMINATOR).map(|i| i + self.searched) {
                 Some(end) => {
+                    self.searched = 0;
                     let raw: Vec<u8> = self.buf.drain(..end + TERMINATOR.len()).collect();
                     let body = &raw[..end];
                     if body.iter().all(u8::is_ascii_whitespace) {
@@ -45,11 +49,15 @@ impl Deframer {
                 }
                 None if self.buf.len() > MAX_FRAME => {
                     self.buf.clear();
+                    self.searched = 0;
                     return Some(Frame::Invalid(format!(
                         "more than {MAX_FRAME} bytes without a frame terminator"
                     )));
                 }
-                None => return None,
+                None => {
+                    self.searched = self.buf.len().saturating_sub(TERMINATOR.len() - 1);
+                    return None;
+                }
             }
         }
     }
