@@ -4,6 +4,7 @@
 //! (the 0.11–0.12 REST API with tokens and long polls), and `tests/fakes/armadito/fake-cli.sh`
 //! as `armadito-info`/`armadito-scan`/the restart command (recorded output, recorded argv).
 //! The fixtures are the reference agent's (reference-agent.md §7.1, §11).
+#![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -16,16 +16,24 @@
 //! * Programs run by absolute path with an argv and a cleared environment, never a shell.
 //! * No byte is sent to a socket whose owner is not root or the configured daemon user.
 
+// Armadito AV exists for Linux only (abstract unix sockets, SO_PEERCRED, /proc/net/tcp,
+// syslog): elsewhere only the plugin shell is built, answering `not-supported`.
+#[cfg(target_os = "linux")]
 pub mod alerts;
+#[cfg(target_os = "linux")]
 pub mod backend;
+#[cfg(target_os = "linux")]
 pub mod config;
+#[cfg(target_os = "linux")]
 pub mod peer;
 pub mod plugin;
 pub mod scan;
 pub mod settings;
+#[cfg(target_os = "linux")]
 pub mod transport;
 pub mod wire;
 
+#[cfg(target_os = "linux")]
 pub use backend::{ArmaditoBackend, BackendError};
 pub use plugin::ArmaditoPlugin;
 pub use settings::Settings;
