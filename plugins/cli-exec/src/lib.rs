@@ -1,4 +1,5 @@
-//! Running an antivirus product's command-line tools from a backend plugin (ESET, Kaspersky).
+//! Running an antivirus product's command-line tools from a backend plugin (ESET, Kaspersky),
+//! plus the alerts [`cursor`] those backends share.
 //!
 //! Invariants:
 //! * argv only: the program is executed directly, never through a shell, so no value from the
@@ -11,6 +12,8 @@
 //!   its own PID and the call fails with a message naming the program and the timeout.
 //! * Output is read while the program runs, so a caller can follow progress lines; what is
 //!   kept is bounded, and a grandchild holding our pipes cannot hang us.
+
+pub mod cursor;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -238,7 +241,14 @@ pub fn default_env() -> Vec<(String, String)> {
     {
         // Windows programs fail to start without these; they are system locations, not
         // user data.
-        for key in ["SystemRoot", "windir", "ProgramData", "ProgramFiles", "TEMP", "TMP"] {
+        for key in [
+            "SystemRoot",
+            "windir",
+            "ProgramData",
+            "ProgramFiles",
+            "TEMP",
+            "TMP",
+        ] {
             if let Ok(value) = std::env::var(key) {
                 env.push((key.into(), value));
             }
@@ -285,7 +295,6 @@ impl Output {
         }
     }
 }
-
 
 #[cfg(all(test, unix))]
 mod tests {
@@ -357,7 +366,9 @@ mod tests {
         let start = Instant::now();
         let err = Cmd::new("/bin/sleep", Duration::from_secs(30))
             .arg("30")
-            .run_with(&mut |_| {}, &|| start.elapsed() > Duration::from_millis(100))
+            .run_with(&mut |_| {}, &|| {
+                start.elapsed() > Duration::from_millis(100)
+            })
             .unwrap_err();
         assert!(matches!(err, ExecError::Cancelled { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(3));
@@ -368,7 +379,11 @@ mod tests {
         let start = Instant::now();
         let out = sh("/bin/sleep 3 & echo started").run().unwrap();
         assert_eq!(out.stdout.trim(), "started");
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! syslog is a plain file, so the cursor says what was already returned.
 //!
 //! Invariants:
-//! * Nothing is returned twice for an unchanged history: the lslog cursor is (time of the
-//!   last returned row, fingerprints of the rows returned at that time); the syslog cursor
-//!   is (file identity, byte offset after the last complete line read).
+//! * Nothing is returned twice for an unchanged history: the lslog cursor is
+//!   [`armadito_cli_exec::cursor`] (time + fingerprints); the syslog cursor is (file
+//!   identity, byte offset after the last complete line read).
 //! * Pages are oldest first; `more` is set when the limit cut a page.
 //! * A cursor this backend did not write is an error, not a reason to resend everything.
 
@@ -14,17 +14,11 @@ use std::path::Path;
 use armadito_plugin_api::{AlertsPage, AlertsQuery, Detection};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendError, Warn, action};
+use armadito_cli_exec::cursor;
+
+use crate::backend::{BackendError, Warn, action, info_text};
 use crate::dates;
 use crate::parse::{lslog, syslog};
-
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-struct LslogCursor {
-    /// Unix time of the newest row returned.
-    t: i64,
-    /// Fingerprints of the rows at `t` already returned.
-    seen: Vec<u64>,
-}
 
 fn parse_cursor<T: for<'de> Deserialize<'de>>(c: &str) -> Result<T, BackendError> {
     serde_json::from_str(c).map_err(|_| BackendError::Cursor(c.to_string()))
@@ -43,36 +37,16 @@ pub fn from_lslog(
             parsed.skipped
         ));
     }
-    let cursor: LslogCursor = match &query.cursor {
-        Some(c) => parse_cursor(c)?,
-        None => LslogCursor {
-            t: query.since.map_or(i64::MIN, |s| s - 1),
-            seen: Vec::new(),
-        },
-    };
-    let mut rows: Vec<(i64, lslog::Row)> = parsed
+    let records = parsed
         .rows
         .into_iter()
-        .filter_map(|r| dates::local_unix(r.time).map(|t| (t, r)))
-        .filter(|(t, r)| *t > cursor.t || (*t == cursor.t && !cursor.seen.contains(&r.fingerprint)))
+        .filter_map(|r| dates::local_unix(r.time).map(|t| (t, r.fingerprint, r)))
         .collect();
-    rows.sort_by_key(|(t, _)| *t);
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = match rows.last() {
-        None => query.cursor.clone(),
-        Some((last_t, _)) => {
-            let mut seen: Vec<u64> = if *last_t == cursor.t {
-                cursor.seen.clone()
-            } else {
-                Vec::new()
-            };
-            seen.extend(rows.iter().filter(|(t, _)| t == last_t).map(|(_, r)| r.fingerprint));
-            serde_json::to_string(&LslogCursor { t: *last_t, seen }).ok()
-        }
-    };
+    let page = cursor::page(records, query.cursor.as_deref(), query.since, limit)
+        .map_err(|e| BackendError::Cursor(e.0))?;
     Ok(AlertsPage {
-        detections: rows
+        detections: page
+            .records
             .into_iter()
             .map(|(t, r)| Detection {
                 id: format!("{:016x}", r.fingerprint),
@@ -81,15 +55,11 @@ pub fn from_lslog(
                 action: action(&r.action),
                 detection_time: t,
                 module_name: Some(r.scanner).filter(|s| !s.is_empty()),
-                info: Some(if r.info.is_empty() {
-                    format!("action: {}", r.action)
-                } else {
-                    format!("action: {}; {}", r.action, r.info)
-                }),
+                info: info_text(&r.action, &r.info),
             })
             .collect(),
-        next_cursor: next,
-        more,
+        next_cursor: page.next_cursor,
+        more: page.more,
     })
 }
 
@@ -176,11 +146,7 @@ pub fn from_syslog(
             action: action(&e.action),
             detection_time: t,
             module_name: Some(format!("esets_daemon {}", e.agent).trim().to_string()),
-            info: Some(if e.info.is_empty() {
-                format!("action: {}", e.action)
-            } else {
-                format!("action: {}; {}", e.action, e.info)
-            }),
+            info: info_text(&e.action, &e.info),
         });
     }
     Ok(AlertsPage {
@@ -267,10 +233,18 @@ mod tests {
         assert!(p2.detections.is_empty());
         // a half-written line waits; once complete it is read once
         let half = &line[..40];
-        std::fs::write(&log, format!("Nov 23 14:00:00 h sshd[1]: hello\n{line}{half}")).unwrap();
+        std::fs::write(
+            &log,
+            format!("Nov 23 14:00:00 h sshd[1]: hello\n{line}{half}"),
+        )
+        .unwrap();
         let p3 = from_syslog(&log, &q(p2.next_cursor.clone()), 10, &no_warn).unwrap();
         assert!(p3.detections.is_empty());
-        std::fs::write(&log, format!("Nov 23 14:00:00 h sshd[1]: hello\n{line}{line}")).unwrap();
+        std::fs::write(
+            &log,
+            format!("Nov 23 14:00:00 h sshd[1]: hello\n{line}{line}"),
+        )
+        .unwrap();
         let p4 = from_syslog(&log, &q(p3.next_cursor), 10, &no_warn).unwrap();
         assert_eq!(p4.detections.len(), 1);
     }

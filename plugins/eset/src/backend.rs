@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use armadito_cli_exec::{Cmd, ExecError, Output};
 use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, ConfigRejection,
-    Detail, Detection, DetectionAction, ErrorKind, ModuleInfo, OnOff, PluginError, ScanProgress,
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, ConfigRejection, Detail,
+    Detection, DetectionAction, ErrorKind, ModuleInfo, OnOff, PluginError, ScanProgress,
     ScanRequest, ScanResult, ServiceStatus, UpdateStatus,
 };
 
@@ -122,7 +122,7 @@ pub fn action(text: &str) -> DetectionAction {
     }
 }
 
-fn info_text(action: &str, info: &str) -> Option<String> {
+pub fn info_text(action: &str, info: &str) -> Option<String> {
     match (action.is_empty(), info.is_empty()) {
         (true, true) => None,
         (false, true) => Some(format!("action: {action}")),
@@ -376,14 +376,17 @@ impl EsetBackend {
         let start = dates::now();
         let started = std::time::Instant::now();
         let cmd = match &product {
-            Product::Current { bin, .. } => Cmd::new(bin.join("odscan"), self.settings.scan_timeout())
-                .args([
+            Product::Current { bin, .. } => {
+                Cmd::new(bin.join("odscan"), self.settings.scan_timeout()).args([
                     "--scan".to_string(),
                     format!("--profile={}", self.settings.profile),
                     "--readonly".into(),
                     "--show-scan-info".into(),
-                ]),
-            Product::Legacy { sbin } => Cmd::new(sbin.join("esets_scan"), self.settings.scan_timeout()),
+                ])
+            }
+            Product::Legacy { sbin } => {
+                Cmd::new(sbin.join("esets_scan"), self.settings.scan_timeout())
+            }
         }
         .args(request.paths.iter());
 
@@ -518,9 +521,8 @@ impl EsetBackend {
                     self.cmd(cfg)
                         .arg(format!("--export-xml={}", file.display())),
                 )?;
-                let text = std::fs::read_to_string(&file).map_err(|e| {
-                    BackendError::Io(format!("{} unreadable: {e}", file.display()))
-                })?;
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| BackendError::Io(format!("{} unreadable: {e}", file.display())))?;
                 config::xml(&text)?
             }
             Product::Legacy { .. } => {
@@ -562,7 +564,8 @@ fn read_only(attr: &str, value: &str) -> ConfigEntry {
 }
 
 fn sibling(dir: &Path, name: &str) -> PathBuf {
-    dir.parent().map_or_else(|| dir.join(name), |p| p.join(name))
+    dir.parent()
+        .map_or_else(|| dir.join(name), |p| p.join(name))
 }
 
 #[cfg(test)]

@@ -48,7 +48,10 @@ pub fn month(name: &str) -> Option<u32> {
     let n = name.trim_end_matches('.').to_lowercase();
     const NAMES: &[(&[&str], u32)] = &[
         (&["jan", "january", "janv", "janvier", "januar", "jän"], 1),
-        (&["feb", "february", "févr", "fevr", "février", "februar"], 2),
+        (
+            &["feb", "february", "févr", "fevr", "février", "februar"],
+            2,
+        ),
         (&["mar", "march", "mars", "mär", "märz", "maerz"], 3),
         (&["apr", "april", "avr", "avril"], 4),
         (&["may", "mai"], 5),
@@ -58,7 +61,18 @@ pub fn month(name: &str) -> Option<u32> {
         (&["sep", "sept", "september", "septembre"], 9),
         (&["oct", "october", "octobre", "okt", "oktober"], 10),
         (&["nov", "november", "novembre"], 11),
-        (&["dec", "december", "déc", "decembre", "décembre", "dez", "dezember"], 12),
+        (
+            &[
+                "dec",
+                "december",
+                "déc",
+                "decembre",
+                "décembre",
+                "dez",
+                "dezember",
+            ],
+            12,
+        ),
     ];
     NAMES
         .iter()

@@ -25,17 +25,4 @@ pub use backend::EsetBackend;
 pub use plugin::EsetPlugin;
 pub use settings::Settings;
 
-/// 64-bit FNV-1a over several byte slices (separated, so ("ab","c") != ("a","bc")): stable
-/// ids and cursor fingerprints, not security.
-pub fn fnv64(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in *part {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
+pub use armadito_cli_exec::cursor::fingerprint as fnv64;

@@ -124,7 +124,9 @@ mod tests {
     #[test]
     fn legacy_ini() {
         // [R] shape of esets.cfg (pastebin in the doc); values invented
-        let s = ini("# comment\n[global]\nav_update_period = 60\n[esets_daemon]\nscan_on_access = \"yes\"\n");
+        let s = ini(
+            "# comment\n[global]\nav_update_period = 60\n[esets_daemon]\nscan_on_access = \"yes\"\n",
+        );
         assert_eq!(s[0].attr, "global:av_update_period");
         assert_eq!(s[1].value, "yes");
     }

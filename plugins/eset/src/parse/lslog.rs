@@ -99,7 +99,8 @@ pub fn parse(text: &str) -> Parsed {
         let c = columns.unwrap_or(POSITIONAL);
         let get = |i: usize| fields.get(i).cloned().unwrap_or_default();
         let opt = |i: Option<usize>| i.map(get).unwrap_or_default();
-        let (Some(time), object, threat) = (parse_numeric(&get(c.time)), get(c.object), get(c.detection))
+        let (Some(time), object, threat) =
+            (parse_numeric(&get(c.time)), get(c.object), get(c.detection))
         else {
             out.skipped += 1;
             continue;

@@ -23,7 +23,10 @@ const NOT_A_THREAT: &[&str] = &["", "is OK", "multiple threats"];
 pub fn hit(line: &str) -> Option<Hit> {
     let rest = line.trim_end().strip_prefix("name=\"")?;
     let action_at = rest.rfind("\", action=\"")?;
-    let (head, tail) = (&rest[..action_at], &rest[action_at + "\", action=\"".len()..]);
+    let (head, tail) = (
+        &rest[..action_at],
+        &rest[action_at + "\", action=\"".len()..],
+    );
     let threat_at = ["\", result=\"", "\", threat=\""]
         .iter()
         .filter_map(|k| head.rfind(k).map(|i| (i, k.len())))
@@ -159,8 +162,9 @@ mod tests {
 
     #[test]
     fn result_key_f_e4() {
-        let h = hit(r#"name="/tmp/eicar.txt", result="Eicar test file", action="retained", info="""#)
-            .unwrap();
+        let h =
+            hit(r#"name="/tmp/eicar.txt", result="Eicar test file", action="retained", info="""#)
+                .unwrap();
         assert_eq!(h.path, "/tmp/eicar.txt");
         assert_eq!(h.threat, "Eicar test file");
         assert_eq!(h.action, "retained");
@@ -188,7 +192,10 @@ mod tests {
     #[test]
     fn renamed_summary_label_r_e1() {
         let t = summary(RECONSTRUCTED_ODSCAN);
-        assert_eq!((t.scanned, t.detected, t.cleaned), (Some(1), Some(1), Some(0)));
+        assert_eq!(
+            (t.scanned, t.detected, t.cleaned),
+            (Some(1), Some(1), Some(0))
+        );
         assert_eq!(RECONSTRUCTED_ODSCAN.lines().filter_map(hit).count(), 1);
     }
 
@@ -203,7 +210,10 @@ mod tests {
 
     #[test]
     fn non_threats_and_junk_are_skipped() {
-        assert_eq!(hit(r#"name="/a", threat="is OK", action="", info="""#), None);
+        assert_eq!(
+            hit(r#"name="/a", threat="is OK", action="", info="""#),
+            None
+        );
         assert_eq!(hit(r#"name="/a", threat="", action="", info="""#), None);
         assert_eq!(
             hit(r#"name="/a.zip", threat="multiple threats", action="", info="""#),
@@ -218,7 +228,9 @@ mod tests {
         let out = "{\n    \"type\":0,\n    \"session_id\":6,\n    \"log_name\":\"ndlnJ78oi\"\n}\nname=\"/x\", result=\"y\", action=\"retained\", info=\"\"\n";
         assert_eq!(scan_log_name(out).as_deref(), Some("ndlnJ78oi"));
         assert_eq!(scan_log_name("{broken\n"), None);
-        let d = ods_details("Triggered by: root\nTime started: 04/02/25 20:24:12\nTime of completion: 04/02/25 20:24:12\nDuration: 00:00:00\nScanned targets: /mnt/storage/benchfile_100ko_1\nDetections occurred: 0\nCleaned: 0\nNot scanned: 0\nScanned: 1\n");
+        let d = ods_details(
+            "Triggered by: root\nTime started: 04/02/25 20:24:12\nTime of completion: 04/02/25 20:24:12\nDuration: 00:00:00\nScanned targets: /mnt/storage/benchfile_100ko_1\nDetections occurred: 0\nCleaned: 0\nNot scanned: 0\nScanned: 1\n",
+        );
         assert_eq!(
             d.totals,
             Totals {

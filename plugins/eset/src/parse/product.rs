@@ -48,7 +48,9 @@ pub fn modules(text: &str) -> Vec<Module> {
         .filter_map(|line| {
             let line = line.trim();
             let id = line.split_whitespace().next()?;
-            if !(id.starts_with("EM") && id.len() > 2 && id[2..].chars().all(|c| c.is_ascii_digit()))
+            if !(id.starts_with("EM")
+                && id.len() > 2
+                && id[2..].chars().all(|c| c.is_ascii_digit()))
             {
                 return None;
             }

@@ -28,7 +28,9 @@ pub fn event(line: &str, now: NaiveDateTime) -> Option<Event> {
     let stamp = line.get(..15)?;
     let time = parse_syslog_stamp(stamp, now)?;
     let msg = &line[15..];
-    let prog = msg.find(" esets_daemon[").or_else(|| msg.find(" esets_daemon:"))?;
+    let prog = msg
+        .find(" esets_daemon[")
+        .or_else(|| msg.find(" esets_daemon:"))?;
     let msg = &msg[prog..];
     if msg.contains(", avstatus=\"not scanned\"") {
         return None;
@@ -70,11 +72,17 @@ mod tests {
     fn old_agent_sample() {
         let e = event(LINE, now()).unwrap();
         assert_eq!(e.time.to_string(), "2016-11-23 14:22:33");
-        assert!(e.path.ends_with("CVE-2012-0158_E94F9B67A66FFAF62FB5CE87B677DC5C.rtf"));
+        assert!(
+            e.path
+                .ends_with("CVE-2012-0158_E94F9B67A66FFAF62FB5CE87B677DC5C.rtf")
+        );
         assert_eq!(e.threat, "Win32/Exploit.CVE-2012-0158.AJ trojan");
         assert_eq!(e.action, "cleaned by deleting");
         assert_eq!(e.agent, "pac");
-        assert!(e.info.ends_with("(EEBC3C511B955D5AE2A52A5CE66EC472398AB6B9)."));
+        assert!(
+            e.info
+                .ends_with("(EEBC3C511B955D5AE2A52A5CE66EC472398AB6B9).")
+        );
     }
 
     #[test]
