@@ -271,8 +271,8 @@ impl Output {
         self.status.code()
     }
 
-    /// One line for error messages: exit status and the end of stderr (or stdout).
-    pub fn summary(&self) -> String {
+    /// The end of stderr (or of stdout when stderr is empty), on one line.
+    pub fn tail(&self) -> String {
         let text = if self.stderr.trim().is_empty() {
             &self.stdout
         } else {
@@ -288,12 +288,36 @@ impl Output {
         } else {
             text.to_owned()
         };
+        tail.replace('\n', " | ")
+    }
+
+    /// `": <tail>"`, or nothing when the program printed nothing: the end of an error message.
+    pub fn colon_tail(&self) -> String {
+        let tail = self.tail();
+        if tail.is_empty() {
+            tail
+        } else {
+            format!(": {tail}")
+        }
+    }
+
+    /// One line for error messages: exit status and [`Output::tail`].
+    pub fn summary(&self) -> String {
+        let tail = self.tail();
         if tail.is_empty() {
             self.status.to_string()
         } else {
-            format!("{}: {}", self.status, tail.replace('\n', " | "))
+            format!("{}: {tail}", self.status)
         }
     }
+}
+
+/// The file name of a program, for messages that must stay short (GLPI shows 255 characters).
+pub fn program_name(program: &std::path::Path) -> String {
+    program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 #[cfg(all(test, unix))]

@@ -29,11 +29,12 @@ pub enum BackendError {
     NotInstalled(String),
     #[error(transparent)]
     Exec(#[from] ExecError),
-    #[error("{program} failed (exit code {code}, {meaning}): {summary}")]
+    #[error("{program} exited with {code} ({meaning}){summary}")]
     ToolFailed {
         program: String,
         code: String,
         meaning: &'static str,
+        /// `: <what the tool printed>` or empty.
         summary: String,
     },
     #[error("invalid alerts cursor {0:?}")]
@@ -183,12 +184,7 @@ impl EsetBackend {
         if out.code() == Some(0) {
             Ok(out)
         } else {
-            Err(BackendError::ToolFailed {
-                program: cmd.program.display().to_string(),
-                code: out.code().map_or("none".into(), |c| c.to_string()),
-                meaning: "error",
-                summary: out.summary(),
-            })
+            Err(tool_failed(&cmd, &out, "error"))
         }
     }
 
@@ -434,12 +430,7 @@ impl EsetBackend {
             }
             Err(e) => return Err(e.into()),
         };
-        let exit = scan_exit(out.code()).map_err(|meaning| BackendError::ToolFailed {
-            program: cmd.program.display().to_string(),
-            code: out.code().map_or("none".into(), |c| c.to_string()),
-            meaning,
-            summary: out.summary(),
-        })?;
+        let exit = scan_exit(out.code()).map_err(|meaning| tool_failed(&cmd, &out, meaning))?;
 
         // totals: the scan's own log when odscan named it, else the summary block
         let mut totals = odscan::summary(&out.stdout);
@@ -552,6 +543,15 @@ impl EsetBackend {
                 .collect(),
             ..ConfigApplyReport::default()
         }
+    }
+}
+
+fn tool_failed(cmd: &Cmd, out: &Output, meaning: &'static str) -> BackendError {
+    BackendError::ToolFailed {
+        program: armadito_cli_exec::program_name(&cmd.program),
+        code: out.code().map_or("no code".into(), |c| c.to_string()),
+        meaning,
+        summary: out.colon_tail(),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use armadito_cli_exec::{Cmd, ExecError, Output};
+use armadito_cli_exec::{Cmd, ExecError, Output, program_name};
 use armadito_plugin_api::{
     AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, ConfigRejection, Detail,
     Detection, DetectionAction, ErrorKind, ModuleInfo, OnOff, PluginError, ScanProgress,
@@ -28,7 +28,7 @@ pub enum BackendError {
     NotInstalled(String),
     #[error(transparent)]
     Exec(#[from] ExecError),
-    #[error("{program} {what} failed: exit code {code} ({meaning}){detail}")]
+    #[error("{program} {what} exited with {code} ({meaning}){detail}")]
     Kesl {
         program: String,
         what: &'static str,
@@ -178,14 +178,11 @@ impl KasperskyBackend {
         match out.code() {
             Some(c) if ok.contains(&c) => Ok(out),
             code => Err(BackendError::Kesl {
-                program: cmd.program.display().to_string(),
+                program: program_name(&cmd.program),
                 what,
-                code: code.map_or("none".into(), |c| c.to_string()),
+                code: code.map_or("no code".into(), |c| c.to_string()),
                 meaning: code.map_or("killed by a signal", kesl_exit_meaning),
-                detail: Some(out.summary())
-                    .filter(|s| s.contains(':'))
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default(),
+                detail: out.colon_tail(),
             }),
         }
     }
@@ -215,11 +212,11 @@ impl KasperskyBackend {
             }
             code => {
                 return Err(BackendError::Kesl {
-                    program: control.display().to_string(),
+                    program: program_name(control),
                     what: "--app-info",
-                    code: code.map_or("none".into(), |c| c.to_string()),
+                    code: code.map_or("no code".into(), |c| c.to_string()),
                     meaning: code.map_or("killed by a signal", kesl_exit_meaning),
-                    detail: format!(": {}", out.summary()),
+                    detail: out.colon_tail(),
                 });
             }
         }
@@ -331,11 +328,11 @@ impl KasperskyBackend {
         // 72 = threats detected (KESL ≥ 11.2); KESL 10 exits 0 with detections
         if !matches!(out.code(), Some(0) | Some(72)) {
             return Err(BackendError::Kesl {
-                program: control.display().to_string(),
+                program: program_name(control),
                 what: "--scan-file",
-                code: out.code().map_or("none".into(), |c| c.to_string()),
+                code: out.code().map_or("no code".into(), |c| c.to_string()),
                 meaning: out.code().map_or("killed by a signal", kesl_exit_meaning),
-                detail: format!(": {}", out.summary()),
+                detail: out.colon_tail(),
             });
         }
         let summary = kesl::scan_summary(&out.stdout);
