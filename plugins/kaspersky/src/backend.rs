@@ -254,7 +254,11 @@ impl KasperskyBackend {
             details.push(Detail::new("license:expiration", v.clone()));
         }
         if let Some(v) = info.databases_loaded {
-            details.push(Detail::new("databases:loaded", v));
+            // the server stores booleans as "1"/"": say it in words
+            details.push(Detail::new(
+                "databases:loaded",
+                if v { "yes" } else { "no" },
+            ));
         }
         Ok(BackendState {
             product_name: info.name.unwrap_or_else(|| KESL_NAME.into()),
