@@ -35,7 +35,10 @@ fn plugins_lists_the_five_backends() {
     table.assert_code(0);
     for name in ["eset", "kaspersky"] {
         assert!(
-            table.stdout.lines().any(|l| l.starts_with(name) && l.contains("loaded")),
+            table
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("loaded")),
             "{}",
             table.stdout
         );
