@@ -128,6 +128,7 @@ impl Cmd {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // run from the tool's own folder: KES's help says to start kescli from there
         if let Some(dir) = self.program.parent().filter(|d| d.is_dir()) {
             command.current_dir(dir);
         }

@@ -3,9 +3,9 @@
 //! Invariants:
 //! * ESET prints local time without a zone; the agent runs on the same host, so the host's
 //!   zone (chrono `Local`) converts them exactly (DST gaps resolve to the earliest instant).
-//! * Localized month names (English, French, German) are accepted because old versions and
-//!   some logs ignore `LANG=C`; numeric dates follow the order the product documents
-//!   (US `MM/DD/YYYY` for `lslog`, German `DD.MM.YYYY`, ISO).
+//! * Localized month names (English, French, German) are accepted in syslog stamps because
+//!   syslog follows the system locale, not ours; numeric dates follow the order the product
+//!   documents (US `MM/DD/YYYY` for `lslog`, German `DD.MM.YYYY`, ISO).
 
 use chrono::{Datelike, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 
@@ -84,29 +84,6 @@ fn hms(text: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(text, "%H:%M:%S").ok()
 }
 
-/// A textual date in any word order ESET has printed: C `Tue Jan  1 01:32:57 2019`, French
-/// `mer. 23 nov. 2016 15:05:32 CET`, German `Mi 23 Nov 2016 15:05:32 CET`. Weekday and zone
-/// words are ignored (the zone is the host's).
-pub fn parse_words(text: &str) -> Option<NaiveDateTime> {
-    let (mut day, mut mon, mut year, mut time) = (None, None, None, None);
-    for word in text.split_whitespace() {
-        let w = word.trim_end_matches(',');
-        if time.is_none() && w.contains(':') {
-            time = hms(w);
-        } else if let Ok(n) = w.trim_end_matches('.').parse::<u32>() {
-            if n > 31 {
-                year = Some(n as i32);
-            } else if day.is_none() {
-                day = Some(n);
-            }
-        } else if mon.is_none() {
-            mon = month(w);
-        }
-    }
-    let time = time?;
-    NaiveDate::from_ymd_opt(year?, mon?, day?).map(|d| d.and_time(time))
-}
-
 /// Syslog's `Nov 23 14:22:33` has no year: the most recent such date not in the future
 /// (a log read in January still holds December lines).
 pub fn parse_syslog_stamp(text: &str, now: NaiveDateTime) -> Option<NaiveDateTime> {
@@ -161,21 +138,11 @@ mod tests {
     }
 
     #[test]
-    fn localized_word_dates() {
-        // verbatim from the old agent's test (French locale)
-        assert_eq!(
-            parse_words("mer. 23 nov. 2016 15:05:32 CET"),
-            Some(dt(2016, 11, 23, 15, 5, 32))
-        );
-        assert_eq!(
-            parse_words("Tue Jan  1 01:32:57 2019"),
-            Some(dt(2019, 1, 1, 1, 32, 57))
-        );
-        assert_eq!(
-            parse_words("Mi 23 Dez 2016 15:05:32 CET"),
-            Some(dt(2016, 12, 23, 15, 5, 32))
-        );
-        assert_eq!(parse_words("garbage"), None);
+    fn localized_month_names() {
+        assert_eq!(month("nov."), Some(11));
+        assert_eq!(month("Dez"), Some(12));
+        assert_eq!(month("févr."), Some(2));
+        assert_eq!(month("mer."), None);
     }
 
     #[test]

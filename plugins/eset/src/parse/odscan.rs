@@ -143,13 +143,6 @@ pub fn ods_details(text: &str) -> OdsDetails {
     d
 }
 
-/// `Scan completed at: <localized date>` of the summary block.
-pub fn completed_at(text: &str) -> Option<&str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("Scan completed at:"))
-        .map(str::trim)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +179,6 @@ mod tests {
                 not_scanned: None
             }
         );
-        assert_eq!(completed_at(LEGACY), Some("mer. 23 nov. 2016 15:05:32 CET"));
     }
 
     #[test]
