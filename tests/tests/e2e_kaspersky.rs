@@ -161,19 +161,70 @@ fn kesl_state_scan_alerts_and_settings_land_on_the_double() {
         ])
     );
 
-    // AVConfig: --get-settings of tasks 1 and 2, read-only
+    // AVConfig: --get-settings of tasks 1 and 2
     s.run(&["-t", "AVConfig"]).assert_code(0);
     let cfg = d.avconfig_effective(agent);
     assert!(
-        cfg.contains(&("task:2:ScanSettings:ScanArchived".into(), Some("No".into()))),
+        cfg.contains(&("task:2:ScanArchived".into(), Some("No".into()))),
         "{cfg:?}"
     );
     assert!(
-        cfg.contains(&(
-            "task:1:ScanSettings:FirstAction".into(),
-            Some("Recommended".into())
-        )),
+        cfg.contains(&("task:1:FirstAction".into(), Some("Recommended".into()))),
         "{cfg:?}"
+    );
+
+    // the server's configuration: allow-listed scan tuning is applied with one
+    // --set-settings per task; the rest is refused by name
+    use serde_json::json;
+    d.set_server_avconfig(
+        agent,
+        vec![
+            ("task:2:ScanArchived".into(), json!("Yes")),
+            ("task:2:TimeLimit".into(), json!(120)),
+            ("task:2:FirstAction".into(), json!("Remove")),
+            ("task:1:ScanArchived".into(), json!("Yes")),
+        ],
+    );
+    let r = s.run(&["-t", "AVConfig"]);
+    r.assert_code(1);
+    let err = r.error_lines().join("\n");
+    assert!(
+        err.contains("task:2:FirstAction: not changeable remotely"),
+        "{err}"
+    );
+    assert!(
+        err.contains("task:1:ScanArchived: not changeable remotely"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("task:2:ScanArchived") && !err.contains("TimeLimit"),
+        "{err}"
+    );
+    assert!(
+        f.argv(KESL).contains(&line(&[
+            "--set-settings",
+            "2",
+            "ScanArchived=Yes",
+            "TimeLimit=120"
+        ])),
+        "{:?}",
+        f.argv(KESL)
+    );
+    let cfg = d.avconfig_effective(agent);
+    assert!(
+        cfg.contains(&("task:2:ScanArchived".into(), Some("Yes".into()))),
+        "{cfg:?}"
+    );
+    assert!(
+        cfg.contains(&("task:2:TimeLimit".into(), Some("120".into()))),
+        "{cfg:?}"
+    );
+
+    // a policy-managed host refuses (exit 68): the admin is told why, per key
+    f.scenario(KESL, "set-settings", "policy");
+    d.set_server_avconfig(agent, vec![("task:2:ScanMailBases".into(), json!("Yes"))]);
+    s.run(&["-t", "AVConfig"]).assert_code(1).assert_one_error_line(
+        "task:2:ScanMailBases: kesl-control --set-settings exited with 68 (managed by a policy)",
     );
     assert!(d.violations().is_empty(), "{:#?}", d.violations());
 }

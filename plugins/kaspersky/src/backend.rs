@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::dates;
 use crate::parse::kesl;
 use crate::settings::{Mode, Settings};
+use crate::tuning;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -454,10 +455,11 @@ impl KasperskyBackend {
                         &[0],
                     )?;
                     entries.extend(kesl::settings_ini(&out.stdout).into_iter().map(|(k, v)| {
+                        let attr = format!("task:{id}:{k}");
                         ConfigEntry {
-                            attr: format!("task:{id}:{k}"),
+                            read_only: tuning::tunable(&attr).is_none(),
+                            attr,
                             value: v.into(),
-                            read_only: true,
                         }
                     }));
                 }
@@ -470,22 +472,70 @@ impl KasperskyBackend {
         }
     }
 
-    /// Nothing is on this backend's allow-list yet: the documented `--set-settings` key names
-    /// and KES `IMPORT` format are not confirmed (doc §5), and policy-managed endpoints
-    /// refuse local changes (exit 68). Every key is refused with its reason.
+    /// Apply the allow-listed KESL scan tuning ([`crate::tuning`]) with one
+    /// `--set-settings <task> Name=Value …` per task; everything else (and everything on KES
+    /// for Windows, whose `IMPORT` format is unconfirmed) is refused with its reason.
     pub fn config_set(&self, entries: &[ConfigEntry]) -> ConfigApplyReport {
-        ConfigApplyReport {
-            rejected: entries
-                .iter()
-                .map(|e| ConfigRejection {
-                    attr: e.attr.clone(),
-                    reason: "not changeable remotely (Kaspersky settings are managed by Kaspersky Security Center policies or locally)".into(),
-                })
-                .collect(),
-            ..ConfigApplyReport::default()
+        let mut report = ConfigApplyReport::default();
+        let reject = |report: &mut ConfigApplyReport, attr: &str, reason: String| {
+            report.rejected.push(ConfigRejection {
+                attr: attr.to_string(),
+                reason,
+            })
+        };
+        let control = match self.locate() {
+            Ok(Product::Kesl { control }) => control,
+            Ok(Product::KesWindows { .. }) => {
+                for e in entries {
+                    reject(&mut report, &e.attr, NOT_CHANGEABLE.into());
+                }
+                return report;
+            }
+            Err(err) => {
+                for e in entries {
+                    reject(&mut report, &e.attr, err.to_string());
+                }
+                return report;
+            }
+        };
+        // task id → [(attr, "Name=Value")]
+        let mut by_task: Vec<(u32, Vec<(String, String)>)> = Vec::new();
+        for e in entries {
+            let Some((task, name)) = tuning::tunable(&e.attr) else {
+                reject(&mut report, &e.attr, NOT_CHANGEABLE.into());
+                continue;
+            };
+            match tuning::normalise(name, &e.value) {
+                Ok(value) => {
+                    let pair = (e.attr.clone(), format!("{name}={value}"));
+                    match by_task.iter_mut().find(|(t, _)| *t == task) {
+                        Some((_, pairs)) => pairs.push(pair),
+                        None => by_task.push((task, vec![pair])),
+                    }
+                }
+                Err(why) => reject(&mut report, &e.attr, why),
+            }
         }
+        for (task, pairs) in by_task {
+            let id = task.to_string();
+            let mut args = vec!["--set-settings", id.as_str()];
+            args.extend(pairs.iter().map(|(_, kv)| kv.as_str()));
+            match self.kesl_run(self.kesl(&control, &args), "--set-settings", &[0]) {
+                Ok(_) => report
+                    .applied
+                    .extend(pairs.into_iter().map(|(attr, _)| attr)),
+                Err(err) => {
+                    for (attr, _) in pairs {
+                        reject(&mut report, &attr, err.to_string());
+                    }
+                }
+            }
+        }
+        report
     }
 }
+
+const NOT_CHANGEABLE: &str = "not changeable remotely (only the scan tuning options of tasks 2-4 are: see plugins/kaspersky/README.md)";
 
 #[cfg(not(windows))]
 fn unreachable_on_this_os<T>() -> Result<T, BackendError> {
@@ -551,6 +601,23 @@ mod tests {
         assert_eq!(
             e.message,
             "Kaspersky Endpoint Security for Linux not found: /nonexistent/kesl-control does not exist"
+        );
+    }
+
+    #[test]
+    fn config_set_without_the_product_refuses_each_key_with_the_reason() {
+        let b = KasperskyBackend::new(Settings {
+            kesl_control: "/nonexistent/kesl-control".into(),
+            mode: Mode::Kesl,
+            ..Settings::default()
+        });
+        let r = b.config_set(&[ConfigEntry::new("task:2:ScanArchived", "Yes")]);
+        assert!(r.applied.is_empty());
+        assert_eq!(r.rejected.len(), 1);
+        assert!(
+            r.rejected[0].reason.contains("not found"),
+            "{:?}",
+            r.rejected
         );
     }
 

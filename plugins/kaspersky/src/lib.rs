@@ -8,7 +8,8 @@
 //!   parsers are shared and tested everywhere).
 //!
 //! Layout: [`parse`] (pure parsers, tested on the documented samples), [`dates`], [`kes`],
-//! [`backend`], [`settings`], and the thin ABI adapter `plugin`.
+//! [`backend`], [`settings`], [`tuning`] (the AVConfig allow-list), and the thin ABI
+//! adapter `plugin`.
 
 pub mod backend;
 pub mod dates;
@@ -16,6 +17,7 @@ pub mod kes;
 pub mod parse;
 pub mod plugin;
 pub mod settings;
+pub mod tuning;
 
 pub use backend::KasperskyBackend;
 pub use plugin::KasperskyPlugin;
