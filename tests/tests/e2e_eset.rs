@@ -235,11 +235,36 @@ fn odscan_exit_codes_become_job_results() {
     let d = Double::start();
     let (s, agent, av) =
         enrolled_agent_with(&d, "eset", "armadito-backend-eset", &eea_settings(&f, ""));
-    let tree = make_tree(&s.dir.path().join("tree"), 2, 0);
+    // a scan path full of shell syntax reaches odscan as one argv element, inert
+    let tree = make_tree(
+        &s.dir.path().join("t;touch PWNED $(touch PWNED2)`id`'\""),
+        2,
+        0,
+    );
     let tree = tree.to_str().unwrap();
 
     // 0: clean; totals from F-E6
     let job = scan_job(&d, &s, agent, av, tree);
+    let odscan = p(f.root(EEA).join("bin/odscan"));
+    assert!(
+        f.argv(EEA).contains(&line(&[
+            &odscan,
+            "--scan",
+            "--profile=@Smart scan",
+            "--readonly",
+            "--show-scan-info",
+            tree
+        ])),
+        "{:?}",
+        f.argv(EEA)
+    );
+    for dir in [
+        s.dir.path().to_path_buf(),
+        f.root(EEA).join("bin"),
+        f.root(EEA),
+    ] {
+        assert!(!dir.join("PWNED").exists() && !dir.join("PWNED2").exists());
+    }
     let scan = scan_row(&d, job);
     assert_eq!(
         (scan.scanned_count, scan.malware_count),
