@@ -8,8 +8,9 @@
 //!   location), never looked up in `PATH`.
 //! * Children get a cleared environment plus an explicit allow-list (`LANG=C`, `LC_ALL=C`
 //!   on unix so the products print their untranslated labels and C dates).
-//! * Every run has a deadline; a program that outlives it (or a cancelled run) is killed by
-//!   its own PID and the call fails with a message naming the program and the timeout.
+//! * Every run has a deadline; a program that outlives it (or a cancelled run) is killed —
+//!   on unix with its whole process group, so helpers it started die too — and the call
+//!   fails with a message naming the program and the timeout.
 //! * Output is read while the program runs, so a caller can follow progress lines; what is
 //!   kept is bounded, and a grandchild holding our pipes cannot hang us.
 
@@ -128,6 +129,9 @@ impl Cmd {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // its own process group, so a kill reaches what it started (wrapper scripts)
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         // run from the tool's own folder: KES's help says to start kescli from there
         if let Some(dir) = self.program.parent().filter(|d| d.is_dir()) {
             command.current_dir(dir);
@@ -183,6 +187,17 @@ impl Cmd {
             let room = MAX_OUTPUT.saturating_sub(stdout.len());
             stdout.extend_from_slice(&line[..line.len().min(room)]);
         };
+        let kill = |child: &mut std::process::Child| {
+            #[cfg(unix)]
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: plain syscall on the group we created for this child (pgid = pid)
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        };
         let deadline = Instant::now() + self.timeout;
         let status: ExitStatus = loop {
             while let Ok(line) = lines.try_recv() {
@@ -192,19 +207,16 @@ impl Cmd {
                 Ok(Some(status)) => break status,
                 Ok(None) => {}
                 Err(source) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill(&mut child);
                     return Err(ExecError::Wait { program, source });
                 }
             }
             if cancelled() {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill(&mut child);
                 return Err(ExecError::Cancelled { program });
             }
             if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill(&mut child);
                 return Err(ExecError::Timeout {
                     program,
                     timeout: self.timeout,
@@ -384,6 +396,29 @@ mod tests {
             "/bin/sleep did not finish within 0.3 s and was killed"
         );
         assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn timeout_kills_what_the_program_started() {
+        let tmp = std::env::temp_dir().join(format!("cli-exec-{}", std::process::id()));
+        let pid_file = tmp.with_extension("pid");
+        let script = format!("/bin/sleep 30 & echo $! > {}; wait", pid_file.display());
+        let mut cmd = sh(&script);
+        cmd.timeout = Duration::from_millis(300);
+        assert!(matches!(cmd.run(), Err(ExecError::Timeout { .. })));
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let _ = std::fs::remove_file(&pid_file);
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            // gone, or a zombie waiting for its new parent to reap it
+            match std::fs::read_to_string(&stat) {
+                Err(_) => break,
+                Ok(s) if s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z')) => break,
+                Ok(_) if Instant::now() > deadline => panic!("the sleep it started survived"),
+                Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
 
     #[test]
