@@ -464,6 +464,16 @@ fn legacy_esets_is_found_automatically_and_drives_state_scan_alerts_and_config()
     s.run(&["-t", "Alerts"]).assert_code(0);
     assert_eq!(realtime(), 2);
 
+    // systemctl is-active says "inactive" (exit 3): the service is reported stopped
+    f.scenario(SYSTEM, "systemctl", "stopped");
+    s.run(&["-t", "State"]).assert_code(0);
+    let st = d
+        .states()
+        .into_iter()
+        .find(|st| st.plugin_armadito_agents_id == agent)
+        .unwrap();
+    assert_eq!(st.service_status, "stopped", "{st:?}");
+
     // AVConfig: esets.cfg, read-only
     s.run(&["-t", "AVConfig"]).assert_code(0);
     assert!(
