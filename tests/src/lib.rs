@@ -2,4 +2,5 @@
 pub mod agent;
 
 pub mod double;
+pub mod fakes;
 pub mod fleet;
