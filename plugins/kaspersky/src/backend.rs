@@ -375,9 +375,8 @@ impl KasperskyBackend {
             start_time: start,
             end_time: dates::now(),
             duration_secs: started.elapsed().as_secs_f64(),
-            cancelled: false,
             detections,
-            files: Vec::new(),
+            ..ScanResult::default()
         })
     }
 
