@@ -68,9 +68,10 @@ impl FakeDefender {
         self
     }
 
-    /// The output of `key` once a changing call (scan, write) has run.
-    pub fn output_after_change(&self, key: &str, rel: &str) -> &Self {
-        self.output(&format!("{key}.after"), rel)
+    /// The output of `key` once a changing call with key `change` (`scan`, `write`,
+    /// `scan-custom`, `config`, `exclusion-write`) has run.
+    pub fn output_after(&self, key: &str, change: &str, rel: &str) -> &Self {
+        self.output(&format!("{key}.after.{change}"), rel)
     }
 
     pub fn exit_code(&self, key: &str, code: i32) -> &Self {

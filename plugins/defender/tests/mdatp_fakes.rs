@@ -73,7 +73,7 @@ fn scan_reports_the_threats_that_appeared_under_the_scanned_path() {
     let root = t.path().to_str().unwrap();
     let f = FakeDefender::new();
     f.output("threat-list", "mdatp/threat-list-1.json")
-        .output_after_change("threat-list", "mdatp/threat-list-scan.json")
+        .output_after("threat-list", "scan-custom", "mdatp/threat-list-scan.json")
         .output("scan-custom", "mdatp/scan-custom.txt");
     let r = backend(&f)
         .scan(
@@ -138,9 +138,13 @@ fn alerts_page_through_the_threat_list() {
 fn avconfig_managed_settings_are_not_changeable_and_writes_are_confirmed() {
     let f = FakeDefender::new();
     f.output("health", "mdatp/health-managed.json")
-        .output_after_change("health", "mdatp/health-after-config.json")
+        .output_after("health", "config", "mdatp/health-after-config.json")
         .output("exclusion-list", "mdatp/exclusion-list.json")
-        .output_after_change("exclusion-list", "mdatp/exclusion-list-after.json")
+        .output_after(
+            "exclusion-list",
+            "exclusion-write",
+            "mdatp/exclusion-list-after.json",
+        )
         .output("config", "mdatp/threat-list-0.json")
         .output("exclusion-write", "mdatp/threat-list-0.json");
     let b = backend(&f);

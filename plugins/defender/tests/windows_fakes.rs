@@ -297,7 +297,7 @@ fn a_hostile_scan_path_is_one_argument() {
 fn avconfig_writes_through_the_allow_list_and_confirms_by_reading_back() {
     let f = FakeDefender::new();
     f.output("prefs", "windows/prefs.json")
-        .output_after_change("prefs", "windows/prefs-after.json")
+        .output_after("prefs", "write", "windows/prefs-after.json")
         .output("write", "windows/detections-0.json");
     let b = backend(&f, 10);
     let current = b.config_get().unwrap();

@@ -6,7 +6,8 @@
 #                        then "  env ARMADITO_VALUE=<v>" when that variable is set
 #   $DIR/env.log         the environment of the last call (`env`)
 #   $DIR/out/<key>       output to print (@PATH@ = the last scan path argument), missing = exit 97
-#   $DIR/out/<key>.after used instead once a changing call (scan, write) has run
+#   $DIR/out/<key>.after.<k>  used instead once a changing call with key <k> (a scan, a
+#                        write) has run: the fake's only state
 #   $DIR/out/<key>.exit  exit code (default 0);  $DIR/out/<key>.sleep  seconds to sleep first
 set -u
 DIR=$(dirname "$0")
@@ -51,8 +52,12 @@ if [ -n "$SCANPATH" ]; then printf '%s' "$SCANPATH" >"$DIR/scanpath"
 elif [ -f "$DIR/scanpath" ]; then SCANPATH=$(cat "$DIR/scanpath"); fi
 
 out="$DIR/out/$key"
-[ -f "$DIR/changed" ] && [ -f "$out.after" ] && out="$out.after"
-[ "$changes" = 1 ] && : >"$DIR/changed"
+for marker in "$DIR"/changed.*; do
+    [ -f "$marker" ] || continue
+    after="$out.after.${marker##*/changed.}"
+    [ -f "$after" ] && out=$after
+done
+[ "$changes" = 1 ] && : >"$DIR/changed.$key"
 [ -f "$DIR/out/$key.sleep" ] && sleep "$(cat "$DIR/out/$key.sleep")"
 if [ ! -f "$out" ]; then
     echo "fake $NAME: no recorded output for $key" >&2
