@@ -61,17 +61,22 @@ BASE=$(sed -n 's/^glpi-double listening on //p' "$WORK/double.out")
 [ -n "$BASE" ] || fail "glpi-double did not start: $(cat "$WORK/double.err")"
 ADMIN=${BASE%%/glpi/*}/admin
 
-cat >"$WORK/agent.toml" <<TOML
+write_config() { # PLUGINS_DIR FILE
+cat >"$2" <<TOML
 server = "$BASE"
 state_dir = '$(winpath "$WORK/state")'
-plugins_dir = '$(winpath "$WORK/plugins")'
+plugins_dir = '$(winpath "$1")'
 uuid = "4C4C4544-0033-4A10-8051-B4C04F4E4B32"
 backend = "defender"
 [http]
 timeout = 10
 [backends.defender]
 powershell = '$(winpath "$WORK/fake/powershell.exe")'
+[backends.clamav]
+tcp = "127.0.0.1:3310"
 TOML
+}
+write_config "$WORK/plugins" "$WORK/agent.toml"
 
 export WINEPREFIX="$WORK/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 CONF=$(winpath "$WORK/agent.toml")
@@ -94,6 +99,15 @@ for name in clamav armadito defender; do
     echo "$p" | grep -q "$name" || fail "plugin $name not listed"
 done
 echo "$p" | grep -qiE "refused|error" && fail "a plugin was refused"
+
+echo "== windows smoke: a plugins folder others may write to is refused (ACL check)"
+mkdir -p "$WORK/open-plugins"
+cp "$WORK/plugins/armadito_backend_defender.dll" "$WORK/open-plugins/"
+chmod 0777 "$WORK/open-plugins"
+write_config "$WORK/open-plugins" "$WORK/open.toml"
+p=$(agent -c "$(winpath "$WORK/open.toml")" plugins 2>&1) || true
+echo "$p" | grep -q "may write to it" || fail "a folder others may write to was not refused: $p"
+echo "$p" | grep "may write to it" | head -1
 
 echo "== windows smoke: -t Enrollment"
 agent -c "$CONF" -t Enrollment -k "$KEY" || fail "Enrollment exited $?"
