@@ -2,7 +2,8 @@
 # Windows smoke run under Wine (issue 15): the cross-built armadito-agent.exe and the three
 # backend .dll files, against the GLPI double (a Linux process on 127.0.0.1).
 #   1. `--version`   2. `plugins` (the three .dll load through the ABI checks)
-#   3. `-t Enrollment`   4. `-t State` with the Defender backend reading a fake powershell.exe
+#   3. a plugins folder others may write to is refused (the Windows ACL check, for real)
+#   4. `-t Enrollment`   5. `-t State` with the Defender backend reading a fake powershell.exe
 # Installs what it needs (mingw, wine64, the rustup target) when missing; fails loudly.
 # Debian 12's Wine 8 lacks bcryptprimitives.dll (ProcessPrng, used by Rust std >= 1.78): a
 # test-only shim built here from tests/wine/bcryptprimitives.c goes next to the .exe.
@@ -25,6 +26,7 @@ command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || apt_install gcc-mingw-w64-x
 # would add /usr/bin/wine and 32-bit Wine; not needed for a 64-bit .exe)
 find_wine() { command -v wine64 2>/dev/null || { [ -x /usr/lib/wine/wine64 ] && echo /usr/lib/wine/wine64; }; }
 find_wine >/dev/null || apt_install wine64
+command -v curl >/dev/null 2>&1 || apt_install curl
 rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
 WINE=$(find_wine) || fail "wine64 not found after installing it"
 WINESERVER=$(dirname "$WINE")/wineserver
@@ -33,7 +35,7 @@ echo "== windows smoke: build"
 # The same package selections as .ci/run's cross-build and test steps, so after them both
 # commands are no-ops (another selection would unify features differently and rebuild).
 cargo build --workspace --target "$TARGET" --locked
-cargo test --workspace --locked --no-run -q 2>/dev/null
+cargo test --workspace --locked --no-run -q
 OUT=target/$TARGET/debug
 
 WORK=$(mktemp -d)
