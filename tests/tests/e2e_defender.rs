@@ -83,6 +83,22 @@ fn windows_path_scan_state_alerts_and_avconfig_land_on_the_server() {
             ),
         ]
     );
+    // MpCmdRun failing (also exit code 2): the job fails with the tool's words
+    f.output("scan", "windows/mpcmdrun-failed.txt");
+    let failing = d.create_job(
+        agent,
+        d.create_scanconfig("tree2", tree.to_str().unwrap(), "", av),
+        1,
+    );
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    s.run(&["-t", "Runjobs"]).assert_code(0);
+    assert_eq!(d.job(failing).unwrap().job_status, "failed");
+    let msg = armadito_tests::fleet::job_error(&d, failing).unwrap_or_default();
+    assert!(
+        msg.contains("0x80508023"),
+        "the admin sees MpCmdRun's error: {msg:?}"
+    );
+
     let mpcmdrun: Vec<_> = f
         .calls()
         .into_iter()

@@ -277,6 +277,39 @@ fn scans_clean_infected_and_failed_decided_from_the_text() {
     assert!(backend(&f, 10).scan(&scan_req(root), &Detached).is_err());
 }
 
+/// Cancels once `after` has elapsed.
+struct CancelAfter(Instant, Duration);
+
+impl armadito_backend_defender::scan::Observer for CancelAfter {
+    fn report(&self, _: &armadito_plugin_api::ScanProgress) -> bool {
+        true
+    }
+    fn cancelled(&self) -> bool {
+        self.0.elapsed() >= self.1
+    }
+}
+
+#[test]
+fn a_cancelled_scan_kills_mpcmdrun() {
+    let t = tree();
+    let f = FakeDefender::new();
+    f.output("scan", "windows/mpcmdrun-clean.txt")
+        .sleep("scan", 30);
+    let start = Instant::now();
+    let r = backend(&f, 10)
+        .scan(
+            &scan_req(t.path().to_str().unwrap()),
+            &CancelAfter(start, Duration::from_millis(300)),
+        )
+        .unwrap();
+    assert!(r.cancelled);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn a_hostile_scan_path_is_one_argument() {
     let t = tempfile::tempdir().unwrap();
