@@ -45,6 +45,7 @@ mod protocol;
 mod registry;
 mod report;
 pub mod security;
+pub mod security_windows;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

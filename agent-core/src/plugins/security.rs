@@ -4,7 +4,8 @@
 //! * The agent runs privileged; a plugin folder or file that someone else can write is a
 //!   privilege escalation. On Unix, the folder and every plugin file must be owned by root or
 //!   by the agent's effective user, and must not be writable by group or others. These checks
-//!   run before any byte of the plugin is mapped. (On Windows, ACLs are not checked yet.)
+//!   run before any byte of the plugin is mapped. On Windows, the owner and the DACL are
+//!   checked the same way (`security_windows`).
 //! * The bytes that are hashed are the bytes written to the cache (read once), so the hash
 //!   names exactly the code that is loaded.
 //! * Cache files are written to a temporary name then renamed: a loaded copy is never
@@ -26,6 +27,16 @@ pub enum TrustError {
          run `chown root {path}`"
     )]
     Owner { path: String, uid: u32, euid: u32 },
+    #[error("{path}: owned by {sid}, expected SYSTEM, Administrators or the agent's user")]
+    AclOwner { path: String, sid: String },
+    #[error("{path}: {sid} may write to it (access mask {mask:#x}); remove that permission")]
+    AclWritable {
+        path: String,
+        sid: String,
+        mask: u32,
+    },
+    #[error("{path}: no DACL (everyone has full access)")]
+    NoDacl { path: String },
     #[error("{path}: not a regular file")]
     NotAFile { path: String },
     #[error("{path}: {source}")]
@@ -70,7 +81,12 @@ fn check_meta(path: &Path, meta: &fs::Metadata) -> Result<(), TrustError> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+fn check_meta(path: &Path, _meta: &fs::Metadata) -> Result<(), TrustError> {
+    super::security_windows::check(path)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn check_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), TrustError> {
     Ok(())
 }

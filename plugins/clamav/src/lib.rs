@@ -36,6 +36,8 @@ pub mod settings;
 pub mod state;
 #[cfg(unix)]
 pub mod timeutil;
+// clamd over TCP/INSTREAM: the Windows transport (portable, tested on Linux)
+pub mod windows_tcp;
 
 #[cfg(unix)]
 pub use backend::{BackendError, ClamavBackend};

@@ -30,6 +30,9 @@ pub struct ClamavPlugin {
     host: Host,
     #[cfg(unix)]
     backend: ClamavBackend,
+    /// Windows: clamd over TCP (INSTREAM only), when `tcp` is configured.
+    #[cfg(not(unix))]
+    tcp: crate::windows_tcp::TcpClamd,
 }
 
 /// Forwards scan progress to the host; the host's answer decides about cancel.
@@ -76,11 +79,11 @@ impl Plugin for ClamavPlugin {
 
     fn capabilities() -> Capabilities {
         Capabilities {
-            state: cfg!(unix),
-            scan: cfg!(unix),
-            scan_progress: cfg!(unix),
-            scan_cancel: cfg!(unix),
-            scan_per_file: cfg!(unix),
+            state: true, // Windows: over TCP (windows_tcp)
+            scan: true,
+            scan_progress: true,
+            scan_cancel: true,
+            scan_per_file: true,
             alerts: cfg!(unix),
             config_get: cfg!(unix),
             config_set: cfg!(unix),
@@ -89,7 +92,7 @@ impl Plugin for ClamavPlugin {
             } else {
                 Vec::new()
             },
-            platforms: vec!["linux".into()],
+            platforms: vec!["linux".into(), "windows".into()],
         }
     }
 
@@ -103,9 +106,41 @@ impl Plugin for ClamavPlugin {
         Ok(ClamavPlugin { host, backend })
     }
 
+    /// Windows: clamd has no unix socket and no FILDES there; only a configured loopback
+    /// `tcp` endpoint is used (never a default), with INSTREAM.
     #[cfg(not(unix))]
-    fn new(host: Host, _settings: Value) -> Result<Self, PluginError> {
-        Ok(ClamavPlugin { host })
+    fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
+        let s = crate::Settings::from_json(&settings)
+            .map_err(|e| PluginError::invalid(e.to_string()))?;
+        let Some(addr) = s.tcp.as_deref() else {
+            return Err(PluginError::invalid(
+                "on Windows clamd is reached over TCP only: set [backends.clamav] tcp = \"127.0.0.1:3310\"",
+            ));
+        };
+        let tcp = crate::windows_tcp::TcpClamd::new(
+            addr,
+            s.connect_timeout(),
+            s.read_timeout(),
+            s.stream_max_length,
+        )
+        .map_err(|e| PluginError::invalid(e.to_string()))?;
+        Ok(ClamavPlugin { host, tcp })
+    }
+
+    #[cfg(not(unix))]
+    fn state(&self) -> Result<armadito_plugin_api::BackendState, PluginError> {
+        Ok(self.tcp.state())
+    }
+
+    #[cfg(not(unix))]
+    fn scan(
+        &self,
+        request: armadito_plugin_api::ScanRequest,
+        progress: &armadito_plugin_api::Progress<'_>,
+    ) -> Result<armadito_plugin_api::ScanResult, PluginError> {
+        self.tcp
+            .scan(&request, &|p| progress.report(p))
+            .map_err(|e| PluginError::unavailable(e.to_string()))
     }
 
     #[cfg(unix)]

@@ -1,61 +1,34 @@
-//! defender backend plugin: placeholder until its issue is done.
+//! Microsoft Defender backend for the Armadito agent.
 //!
-//! It loads like a real plugin (so the workspace builds all three backends as cdylib and the
-//! agent lists it), declares its name, and answers every call with a clear
-//! "not implemented yet" error (kind `not-supported`).
+//! Layout (one folder per concern; only `plugin` knows about the plugin ABI):
+//! * [`windows`]: Defender Antivirus through `powershell.exe` (Defender cmdlets as JSON) and
+//!   `MpCmdRun.exe` (scans): fixed scripts, JSON shapes, status, detections, preferences.
+//! * [`mdatp`]: Defender for Endpoint on Linux through `mdatp --output json`.
+//! * [`exec`]: running the tools (argv only, absolute path, cleared environment, deadline).
+//! * [`dates`], [`cursor`], [`freshness`], [`config`], [`scan`]: shared parsing and policy.
+//! * [`backend`]: [`DefenderBackend`], the façade; `plugin`: the thin ABI adapter.
+//!
+//! Invariants for the whole crate:
+//! * Parsers and command builders do no I/O and are the same code on every OS: Linux tests
+//!   drive the Windows path by pointing `powershell`/`mpcmdrun` at fake executables.
+//! * Nothing from outside the process (tool output, settings, GLPI values) is unwrapped.
+//! * GLPI never chooses a program, a script text or an argument other than a scan path and
+//!   the allow-listed configuration values; those travel as argv elements or environment data.
 
-use armadito_plugin_api::serde_json::Value;
-use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, ErrorKind,
-    Host, Plugin, PluginError, Progress, ScanRequest, ScanResult, export_plugin,
-};
+pub mod backend;
+pub mod config;
+pub mod cursor;
+pub mod dates;
+pub mod error;
+pub mod exec;
+pub mod freshness;
+pub mod mdatp;
+pub mod plugin;
+pub mod scan;
+pub mod settings;
+pub mod windows;
 
-fn not_implemented(call: &str) -> PluginError {
-    PluginError::new(
-        ErrorKind::NotSupported,
-        format!("the defender backend is not implemented yet ({call})"),
-    )
-}
-
-pub struct DefenderBackend;
-
-impl Plugin for DefenderBackend {
-    const NAME: &'static str = "defender";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Microsoft Defender backend (not implemented yet)";
-
-    fn capabilities() -> Capabilities {
-        Capabilities::default()
-    }
-
-    fn new(host: Host, _settings: Value) -> Result<Self, PluginError> {
-        host.warn("the defender backend is not implemented yet: every call will fail");
-        Ok(DefenderBackend)
-    }
-
-    fn state(&self) -> Result<BackendState, PluginError> {
-        Err(not_implemented("state"))
-    }
-
-    fn scan(&self, _: ScanRequest, _: &Progress<'_>) -> Result<ScanResult, PluginError> {
-        Err(not_implemented("scan"))
-    }
-
-    fn alerts(&self, _: AlertsQuery) -> Result<AlertsPage, PluginError> {
-        Err(not_implemented("alerts"))
-    }
-
-    fn config_get(&self) -> Result<Vec<ConfigEntry>, PluginError> {
-        Err(not_implemented("config_get"))
-    }
-
-    fn config_set(&self, _: Vec<ConfigEntry>) -> Result<ConfigApplyReport, PluginError> {
-        Err(not_implemented("config_set"))
-    }
-
-    fn invoke(&self, method: &str, _: Value, _: &Progress<'_>) -> Result<Value, PluginError> {
-        Err(not_implemented(method))
-    }
-}
-
-export_plugin!(DefenderBackend);
+pub use backend::DefenderBackend;
+pub use error::DefenderError;
+pub use plugin::DefenderPlugin;
+pub use settings::Settings;

@@ -77,7 +77,6 @@ fn main() -> ExitCode {
 
 mod plugins {
     use std::fs;
-    use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::time::{Duration, Instant};
@@ -153,16 +152,30 @@ mod plugins {
         root: tempfile::TempDir,
     }
 
+    /// The modes the plugin loader trusts (unix); on Windows the ACLs of a temp dir apply.
+    fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (path, mode);
+            Ok(())
+        }
+    }
+
     impl Sandbox {
         fn new(libs: &[PathBuf]) -> Result<Sandbox> {
             let root = tempfile::tempdir()?;
             let dir = root.path().join("plugins");
             fs::create_dir(&dir)?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+            set_mode(&dir, 0o755)?;
             for lib in libs {
                 let dest = dir.join(lib.file_name().context("file name")?);
                 fs::copy(lib, &dest)?;
-                fs::set_permissions(&dest, fs::Permissions::from_mode(0o644))?;
+                set_mode(&dest, 0o644)?;
             }
             Ok(Sandbox { root })
         }
