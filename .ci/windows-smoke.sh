@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Windows smoke run under Wine (issue 15): the cross-built armadito-agent.exe and the three
+# Windows smoke run under Wine (issue 15): the cross-built armadito-agent.exe and the five
 # backend .dll files, against the GLPI double (a Linux process on 127.0.0.1).
-#   1. `--version`   2. `plugins` (the three .dll load through the ABI checks)
+#   1. `--version`   2. `plugins` (the five .dll load through the ABI checks)
 #   3. a plugins folder others may write to is refused (the Windows ACL check, for real)
 #   4. `-t Enrollment`   5. `-t State` with the Defender backend reading a fake powershell.exe
 # Installs what it needs (mingw, wine64, the rustup target) when missing; fails loudly.
@@ -48,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK/bin" "$WORK/plugins" "$WORK/fake" "$WORK/state"
 cp "$OUT/armadito-agent.exe" "$WORK/bin/"
-cp "$OUT"/armadito_backend_{clamav,armadito,defender}.dll "$WORK/plugins/"
+cp "$OUT"/armadito_backend_{clamav,armadito,defender,eset,kaspersky}.dll "$WORK/plugins/"
 x86_64-w64-mingw32-gcc -O2 -shared -o "$WORK/bin/bcryptprimitives.dll" tests/wine/bcryptprimitives.c
 x86_64-w64-mingw32-gcc -O2 -o "$WORK/fake/powershell.exe" tests/wine/fake-powershell.c
 cp tests/fakes/defender/fixtures/windows/status-ps51.json "$WORK/fake/status.json"
@@ -97,7 +97,7 @@ case "$v" in *armadito-agent*) ;; *) fail "--version printed: $v" ;; esac
 echo "== windows smoke: plugins"
 p=$(agent -c "$CONF" plugins 2>&1) || fail "plugins exited $?: $p"
 echo "$p"
-for name in clamav armadito defender; do
+for name in clamav armadito defender eset kaspersky; do
     echo "$p" | grep -q "$name" || fail "plugin $name not listed"
 done
 echo "$p" | grep -qiE "refused|error" && fail "a plugin was refused"

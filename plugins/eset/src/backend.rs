@@ -27,6 +27,8 @@ use crate::settings::{Mode, Settings};
 pub enum BackendError {
     #[error("no ESET product found (searched {0})")]
     NotInstalled(String),
+    #[error("ESET for Linux cannot run on this system: the eset backend supports Linux only")]
+    WrongPlatform,
     #[error(transparent)]
     Exec(#[from] ExecError),
     #[error("{program} exited with {code} ({meaning}){summary}")]
@@ -49,6 +51,7 @@ impl From<BackendError> for PluginError {
     fn from(e: BackendError) -> Self {
         let kind = match &e {
             BackendError::NotInstalled(_) => ErrorKind::Unavailable,
+            BackendError::WrongPlatform => ErrorKind::NotSupported,
             BackendError::Exec(ExecError::Timeout { .. }) => ErrorKind::Timeout,
             BackendError::Exec(ExecError::Cancelled { .. }) => ErrorKind::Cancelled,
             BackendError::Exec(ExecError::NotFound { .. }) => ErrorKind::Unavailable,
@@ -143,6 +146,11 @@ impl EsetBackend {
 
     /// Find the product: explicit folders first, then `install_dirs` in order.
     pub fn locate(&self) -> Result<Product, BackendError> {
+        // The products are Linux-only. Elsewhere a path such as `/opt/eset/eea/bin/odscan`
+        // is relative to the current drive, where any local user may create it: never look.
+        if !cfg!(target_os = "linux") {
+            return Err(BackendError::WrongPlatform);
+        }
         let s = &self.settings;
         let current = |bin: PathBuf, sbin: PathBuf| Product::Current { bin, sbin };
         if s.mode != Mode::Legacy

@@ -120,7 +120,9 @@ impl Settings {
                 &self.systemctl,
             ]);
         for p in paths {
-            if !p.is_absolute() {
+            // `has_root`: these are Linux paths; on another system (where `locate` refuses to
+            // run anything) `/opt/eset/eea` is still the default, not a configuration error.
+            if !(p.is_absolute() || (cfg!(not(target_os = "linux")) && p.has_root())) {
                 return Err(SettingsError::Invalid(format!(
                     "{} is not an absolute path",
                     p.display()

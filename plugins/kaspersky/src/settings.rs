@@ -90,8 +90,16 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
+        let kesl = self.effective_mode() == Mode::Kesl;
+        if kesl && !cfg!(target_os = "linux") {
+            // `/opt/kaspersky/...` would be relative to the current drive here, where any
+            // local user may create it.
+            return Err(SettingsError::Invalid(
+                "mode \"kesl\" (Kaspersky Endpoint Security for Linux) runs on Linux only".into(),
+            ));
+        }
         let programs = [
-            Some(&self.kesl_control),
+            kesl.then_some(&self.kesl_control),
             self.avp_com.as_ref(),
             self.kescli.as_ref(),
         ];
