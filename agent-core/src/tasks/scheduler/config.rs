@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::model::{
-    CronExpr, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry, validate_logfile,
+    CronExpr, DEFAULT_MAX_PERIOD, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry, validate_logfile,
     validate_user,
 };
 
@@ -102,6 +102,9 @@ pub struct ScheduleConfig {
     pub user: String,
     /// Per-task overrides of the built-in table.
     pub tasks: BTreeMap<ScheduledTask, TaskSettings>,
+    /// Seconds: a frequency or spread defined on the server is accepted only if the task still
+    /// runs at least once per this period (Scheduler: at most 6 h whatever this says).
+    pub max_period: u64,
 }
 
 impl Default for ScheduleConfig {
@@ -116,6 +119,7 @@ impl Default for ScheduleConfig {
             },
             user: "root".into(),
             tasks: BTreeMap::new(),
+            max_period: DEFAULT_MAX_PERIOD,
         }
     }
 }
@@ -136,6 +140,12 @@ impl ScheduleConfig {
         validate_user(&self.user).map_err(|e| format!("[schedule] user {:?}: {e}", self.user))?;
         validate_logfile(&self.logfile)
             .map_err(|e| format!("[schedule] logfile {:?}: {e}", self.logfile))?;
+        if self.max_period < 60 {
+            return Err(format!(
+                "[schedule] max_period = {}: at least 60 seconds",
+                self.max_period
+            ));
+        }
         let mut tasks = BTreeMap::new();
         for task in ScheduledTask::ALL {
             let mut entry: TaskEntry = task.default_entry();
