@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CLAMD_CONF: &str = "/etc/clamav/clamd.conf";
 /// Unix sockets tried, in order, when neither the settings nor clamd.conf name one.
 pub const DEFAULT_SOCKETS: &[&str] = &["/run/clamav/clamd.ctl", "/var/run/clamav/clamd.ctl"];
-/// TCP endpoint tried last (clamd's documented default port, loopback only).
+/// clamd's documented default TCP endpoint. Never tried unless configured (settings `tcp` or
+/// clamd.conf `TCPSocket`): any local user can listen there while clamd is down.
 pub const DEFAULT_TCP: &str = "127.0.0.1:3310";
 /// Where the VirusEvent hook and its spool live by default.
 pub const DEFAULT_EVENT_DIR: &str = "/var/lib/armadito-agent/clamav";
@@ -52,8 +53,8 @@ pub enum AlertSource {
 pub struct Settings {
     /// clamd unix socket. Unset: clamd.conf `LocalSocket`, then the Debian defaults.
     pub socket: Option<PathBuf>,
-    /// clamd TCP endpoint `host:port`. Unset: clamd.conf `TCPSocket`/`TCPAddr`, then
-    /// `127.0.0.1:3310`. clamd's TCP socket has no authentication: keep it on loopback.
+    /// clamd TCP endpoint `host:port`. Unset: clamd.conf `TCPSocket`/`TCPAddr`, else no TCP
+    /// at all. clamd's TCP socket has no authentication: keep it on loopback.
     pub tcp: Option<String>,
     /// clamd configuration file (read for AVConfig, limits, LogFile, on-access settings).
     pub clamd_conf: PathBuf,

@@ -658,3 +658,151 @@ fn session_pipelining_handles_duplicate_replies() {
     paths.dedup();
     assert_eq!(paths.len(), 80, "one result per file");
 }
+
+/// A process pretending to be clamd: answers PING, swallows INSTREAM data and answers
+/// `stream: OK`, and records every byte and connection it gets.
+struct FakeClamd {
+    received: std::sync::Arc<Mutex<Vec<u8>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<AtomicBool>,
+}
+
+impl FakeClamd {
+    fn serve<S: std::io::Read + std::io::Write>(mut s: S, received: &Mutex<Vec<u8>>) {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            if all.starts_with(b"zPING\0") {
+                let _ = s.write_all(b"PONG\0");
+                break;
+            }
+            if all.starts_with(b"zINSTREAM\0") && all.ends_with(&[0, 0, 0, 0]) {
+                let _ = s.write_all(b"stream: OK\0");
+                break;
+            }
+        }
+        received.lock().unwrap().extend_from_slice(&all);
+    }
+
+    fn start(listener: impl FnMut() -> Option<Box<dyn ReadWrite>> + Send + 'static) -> FakeClamd {
+        let received = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (r, c, st) = (received.clone(), connections.clone(), stop.clone());
+        let mut accept = listener;
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match accept() {
+                    Some(s) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        FakeClamd::serve(s, &r);
+                    }
+                    None => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeClamd {
+            received,
+            connections,
+            stop,
+        }
+    }
+
+    fn unix(path: &Path) -> FakeClamd {
+        let l = std::os::unix::net::UnixListener::bind(path).expect("bind fake socket");
+        l.set_nonblocking(true).unwrap();
+        FakeClamd::start(move || {
+            let (s, _) = l.accept().ok()?;
+            s.set_nonblocking(false).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            Some(Box::new(s))
+        })
+    }
+
+    fn tcp(addr: &str) -> FakeClamd {
+        let l = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("this test needs {addr} free: {e}"));
+        l.set_nonblocking(true).unwrap();
+        FakeClamd::start(move || {
+            let (s, _) = l.accept().ok()?;
+            s.set_nonblocking(false).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            Some(Box::new(s))
+        })
+    }
+}
+
+trait ReadWrite: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}
+
+impl Drop for FakeClamd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Issue 12 item 6: when clamd is down, a local user who puts their own socket where clamd's
+/// was must not receive the root-only files the agent streams (INSTREAM) or passes (FILDES).
+#[test]
+fn a_socket_of_another_user_where_clamd_was_gets_no_file_contents() {
+    assert!(is_root(), "this test needs root (it chowns a socket to nobody)");
+    let mut clamd = Clamd::start();
+    let tree = Tree::new();
+    let secret = tree.file("secret.txt", b"ROOT-ONLY-SECRET-4242\n");
+    tree.chmod("secret.txt", 0o600);
+    let b = backend(&clamd, json!({"scan_mode": "instream"}));
+    // the premise: the real clamd gets the file and answers
+    let r = b.scan(&request(&[&secret]), &Recorder::default()).unwrap();
+    assert_eq!(file(&r, &secret).status, FileStatus::Clean);
+
+    clamd.kill();
+    let _ = fs::remove_file(&clamd.socket);
+    let fake = FakeClamd::unix(&clamd.socket);
+    let nobody = 65534;
+    std::os::unix::fs::chown(&clamd.socket, Some(nobody), Some(nobody)).unwrap();
+
+    let err = b
+        .scan(&request(&[&secret]), &Recorder::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing the socket"), "{err}");
+    assert!(err.contains("not known to be clamd"), "{err}");
+    let got = fake.received.lock().unwrap().clone();
+    assert!(
+        !got.windows(16).any(|w| w == b"ROOT-ONLY-SECRET"),
+        "the fake clamd received the root-only file"
+    );
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert_eq!(b.state().service_status, ServiceStatus::Stopped);
+}
+
+/// Issue 12 item 6: with no TCP configured anywhere, nobody listening on clamd's default port
+/// 127.0.0.1:3310 is ever contacted.
+#[test]
+fn the_default_tcp_port_is_never_tried_unless_configured() {
+    let clamd = Clamd::start();
+    let conf = clamd.dir.join("no-tcp.conf");
+    fs::write(
+        &conf,
+        format!("LocalSocket {}/gone.sock\n", clamd.dir.display()),
+    )
+    .unwrap();
+    let fake = FakeClamd::tcp("127.0.0.1:3310");
+    let b = ClamavBackend::from_json(&json!({
+        "clamd_conf": conf,
+        "connect_timeout_ms": 1000,
+        "read_timeout_ms": 3000,
+    }))
+    .unwrap();
+    assert!(b.client().is_err());
+    assert_eq!(b.state().service_status, ServiceStatus::Stopped);
+    assert_eq!(
+        fake.connections.load(Ordering::SeqCst),
+        0,
+        "the agent talked to 127.0.0.1:3310"
+    );
+}
