@@ -165,3 +165,60 @@ fn a_job_fails_with_a_clear_message_when_clamd_is_down() {
     );
     assert!(d.violations().is_empty(), "{:#?}", d.violations());
 }
+
+/// Issue 12 item 2: the server's AV configuration goes through ClamAV's allow-list (a hostile
+/// server cannot block every open() on the host or blind clamd), and `[avconfig] apply = false`
+/// turns applying off while reading and reporting go on.
+#[test]
+fn avconfig_applies_only_tuning_options_and_can_be_turned_off() {
+    let clamd = Clamd::start();
+    let conf = clamd.dir.join("clamd.conf");
+    let d = Double::start();
+    let settings = format!("{}restart_command = []\n", clamd.settings());
+    let (mut s, agent, _av) =
+        enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &settings);
+    let original = std::fs::read_to_string(&conf).unwrap();
+    let hostile = [
+        "OnAccessPrevention",
+        "OnAccessDenyOnError",
+        "OnAccessMountPath",
+        "ExcludePath",
+        "BytecodeUnsigned",
+        "LeaveTemporaryFiles",
+        "Debug",
+    ];
+    let mut wanted: Vec<(String, serde_json::Value)> = hostile
+        .iter()
+        .map(|k| {
+            let v = match *k {
+                "OnAccessMountPath" => "/",
+                "ExcludePath" => "^/",
+                _ => "yes",
+            };
+            (k.to_string(), v.into())
+        })
+        .collect();
+    wanted.push(("MaxThreads".into(), "8".into()));
+    d.set_server_avconfig(agent, wanted);
+    let r = s.run(&["-t", "AVConfig"]);
+    assert_ne!(r.code, Some(0), "rejections fail the run: {}", r.stderr);
+    for k in hostile {
+        assert!(
+            r.stderr.contains(&format!("{k}: not changeable remotely")),
+            "{k} not reported:\n{}",
+            r.stderr
+        );
+    }
+    let now = std::fs::read_to_string(&conf).unwrap();
+    assert_eq!(now, original.replace("MaxThreads 4", "MaxThreads 8"));
+
+    // apply = false: nothing is applied, the configuration is still reported
+    s.extra_config = format!("{}\n[avconfig]\napply = false\n", s.extra_config);
+    s.write_config(armadito_tests::fleet::UUID);
+    d.set_server_avconfig(agent, vec![("MaxThreads".into(), "2".into())]);
+    s.run(&["-t", "AVConfig", "--force"]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), now);
+    let effective = d.avconfig_effective(agent);
+    assert!(!effective.is_empty());
+    assert!(d.violations().is_empty(), "{:#?}", d.violations());
+}

@@ -39,9 +39,26 @@ pub struct FileConfig {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub scan: ScanConfig,
+    #[serde(default)]
+    pub avconfig: AvConfigConfig,
     /// `[schedule]`: how `-t Scheduler` installs the periodic tasks.
     #[serde(default)]
     pub schedule: crate::tasks::scheduler::ScheduleConfig,
+}
+
+/// `[avconfig]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvConfigConfig {
+    /// Apply the configuration the server defines (through the backend's allow-list of tuning
+    /// options). `false`: `-t AVConfig` only reads and reports the local configuration.
+    pub apply: bool,
+}
+
+impl Default for AvConfigConfig {
+    fn default() -> Self {
+        Self { apply: true }
+    }
 }
 
 /// `[scan]`.
@@ -218,6 +235,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub outbox: OutboxConfig,
     pub scan: ScanConfig,
+    pub avconfig: AvConfigConfig,
     pub schedule: crate::tasks::scheduler::ScheduleConfig,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
@@ -300,6 +318,7 @@ impl Config {
             jobs: file.jobs,
             outbox: file.outbox,
             scan: file.scan,
+            avconfig: file.avconfig,
             schedule: file.schedule,
             source,
         }

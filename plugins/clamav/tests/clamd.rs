@@ -462,13 +462,13 @@ fn config_read_and_apply_with_restart() {
     let report = b
         .config_set(&[
             ConfigEntry::new("StreamMaxLength", "4M"),
-            ConfigEntry::new("LogTime", true),
+            ConfigEntry::new("MaxThreads", 4),
             ConfigEntry::new("VirusEvent", "/bin/evil"),
             ConfigEntry::new("NoSuchOption", 1),
         ])
         .unwrap();
     assert_eq!(report.applied, ["StreamMaxLength"]);
-    assert_eq!(report.unchanged, ["LogTime"]);
+    assert_eq!(report.unchanged, ["MaxThreads"]);
     assert_eq!(report.rejected.len(), 2);
     assert!(report.restarted && !report.restart_required);
     assert_ne!(clamd.current_pid(), old_pid, "clamd was restarted");
@@ -481,13 +481,41 @@ fn config_read_and_apply_with_restart() {
     let after = client.instream(&mut &two_megs[..]).unwrap();
     assert_eq!(after.verdict, Verdict::Clean);
 
-    // A value our table accepts but clamd does not: clamconf refuses it, nothing written.
-    let err = b
-        .config_set(&[ConfigEntry::new("BytecodeSecurity", "Whatever")])
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(err.to_string().contains("BytecodeSecurity"), "{err}");
-    assert_eq!(fs::read_to_string(clamd.conf_path()).unwrap(), text);
+}
+
+/// Issue 12 item 2: a hostile server cannot make every open() on the host fail while clamd is
+/// down, blind scanning, or relax clamd's trust: only allow-listed tuning options are applied.
+#[test]
+fn remote_config_cannot_block_the_host_or_blind_clamd() {
+    let clamd = Clamd::start();
+    let b = backend(&clamd, json!({}));
+    let old_pid = clamd.current_pid();
+    let original = fs::read_to_string(clamd.conf_path()).unwrap();
+    let hostile = [
+        ConfigEntry::new("OnAccessPrevention", true),
+        ConfigEntry::new("OnAccessDenyOnError", true),
+        ConfigEntry::new("OnAccessMountPath", json!(["/"])),
+        ConfigEntry::new("OnAccessIncludePath", json!(["/"])),
+        ConfigEntry::new("ExcludePath", json!(["^/"])),
+        ConfigEntry::new("BytecodeUnsigned", true),
+        ConfigEntry::new("LeaveTemporaryFiles", true),
+        ConfigEntry::new("Debug", true),
+        ConfigEntry::new("LogFile", "/etc/passwd"),
+        ConfigEntry::new("FollowDirectorySymlinks", true),
+    ];
+    let report = b.config_set(&hostile).unwrap();
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(report.rejected.len(), hostile.len(), "{report:?}");
+    for r in &report.rejected {
+        assert!(r.reason.contains("not changeable remotely"), "{r:?}");
+    }
+    assert!(!report.restarted);
+    assert_eq!(fs::read_to_string(clamd.conf_path()).unwrap(), original);
+    assert_eq!(clamd.current_pid(), old_pid, "clamd was not restarted");
+    // and they are reported read-only
+    let entries = b.config_get().unwrap();
+    assert!(entries.iter().filter(|e| e.attr == "LogFile").all(|e| e.read_only));
+    assert!(entries.iter().filter(|e| e.attr == "MaxThreads").all(|e| !e.read_only));
 }
 
 #[test]

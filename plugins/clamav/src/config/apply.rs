@@ -37,8 +37,8 @@ pub struct ApplyOptions {
     pub restart_timeout: Duration,
     /// Wait until this clamd answers PING after the restart.
     pub ready_check: Option<(Client, Duration)>,
-    /// Allow the protected options (used by the plugin's own hook installer, never by a
-    /// remote `config_set`).
+    /// A local caller (the plugin's own hook installer, never a remote `config_set`): the
+    /// [`schema::REMOTE_TUNABLE`] allow-list does not apply.
     pub allow_protected: bool,
 }
 
@@ -136,9 +136,9 @@ pub fn apply(
             ));
             continue;
         };
-        if schema::is_protected(attr) && !opts.allow_protected {
+        if !schema::is_remotely_tunable(attr) && !opts.allow_protected {
             out.report.rejected.push(reject(
-                "protected option: it can only be changed on the host itself".into(),
+                "not changeable remotely (only limits, timeouts and scan-type switches are; change it on the host itself)".into(),
             ));
             continue;
         }
@@ -395,12 +395,12 @@ mod tests {
     fn apply_without_restart_reports_each_entry_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clamd.conf");
-        fs::write(&path, "# keep me\nLogTime yes\nMaxThreads 4\n").unwrap();
+        fs::write(&path, "# keep me\nScanPDF yes\nMaxThreads 4\n").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let out = apply(
             &path,
             &[
-                entry("LogTime", json!("true")),
+                entry("ScanPDF", json!("true")),
                 entry("MaxThreads", json!(8)),
                 entry("StreamMaxLength", json!("2M")),
                 entry("Bogus", json!(1)),
@@ -412,19 +412,29 @@ mod tests {
         .unwrap();
         let r = &out.report;
         assert_eq!(r.applied, ["MaxThreads", "StreamMaxLength"]);
-        assert_eq!(r.unchanged, ["LogTime"]);
+        assert_eq!(r.unchanged, ["ScanPDF"]);
         let rejected: Vec<_> = r.rejected.iter().map(|x| x.attr.as_str()).collect();
         assert_eq!(rejected, ["Bogus", "VirusEvent", "ScanPE"]);
         assert!(r.restart_required && !r.restarted);
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "# keep me\nLogTime yes\nMaxThreads 8\nStreamMaxLength 2M\n"
+            "# keep me\nScanPDF yes\nMaxThreads 8\nStreamMaxLength 2M\n"
         );
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
         assert_eq!(out.changes[0].old, json!(4));
         assert_eq!(out.changes[1].new, json!(2_097_152));
         // Nothing left behind in the directory.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn clamconf_errors_refuse_the_candidate() {
+        let err = validate_with_clamconf(
+            "/usr/bin/clamconf",
+            "LocalSocket /tmp/x.sock\nBytecodeSecurity Whatever\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("BytecodeSecurity"), "{err}");
     }
 
     #[test]
