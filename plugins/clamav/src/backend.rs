@@ -444,7 +444,6 @@ mod tests {
             "{:?}",
             b.endpoint_candidates(None)
         );
-        let b = ClamavBackend::from_json(&json!({"clamd_conf": conf_path})).unwrap();
         let b = ClamavBackend::from_json(&json!({"tcp": "127.0.0.1:1"})).unwrap();
         assert_eq!(
             b.endpoint_candidates(None),
