@@ -169,6 +169,10 @@ pub enum ConfigError {
     },
     #[error("invalid configuration file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// The file sets commands run as root and passwords: someone else able to change it (or
+    /// to swap its folder) would own the agent.
+    #[error("refusing configuration file {path}: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
     #[error("invalid [{table}] settings{origin}: {message}")]
     Table {
         table: String,
@@ -355,15 +359,78 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.into(),
         source,
     })?;
+    check_trusted_file(path)?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.into(),
         message: e.to_string().trim().to_string(),
     })
 }
 
+/// The file (resolved) and every folder above it: owned by root or the agent's user, not
+/// writable by group or others (as for plugins).
+fn check_trusted_file(path: &Path) -> Result<(), ConfigError> {
+    use crate::plugins::security;
+    let untrusted = |e: security::TrustError| ConfigError::Untrusted {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    let real = std::fs::canonicalize(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    security::check_trusted(&real).map_err(untrusted)?;
+    if let Some(folder) = real.parent() {
+        security::check_trusted_dir(folder).map_err(untrusted)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 item 8: agent.toml (it sets commands run as root) is refused when another
+    /// user can change it or its folder.
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_others_can_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("etc");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("agent.toml");
+        std::fs::write(&file, "backend = 'clamav'\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut o = opts();
+        o.config = Some(file.clone());
+        Config::load(&o).unwrap();
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("refusing configuration file") && e.contains("0666"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+        std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("0777"), "{e}");
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        // a symlink to a file in a folder another user owns: what counts is the target
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::copy(&file, theirs.join("agent.toml")).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let link = folder.join("link.toml");
+        std::os::unix::fs::symlink(theirs.join("agent.toml"), &link).unwrap();
+        o.config = Some(link);
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+    }
 
     fn opts() -> GlobalOptions {
         GlobalOptions::default()
