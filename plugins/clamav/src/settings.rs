@@ -20,6 +20,11 @@ pub const DEFAULT_SOCKETS: &[&str] = &["/run/clamav/clamd.ctl", "/var/run/clamav
 /// clamd's documented default TCP endpoint. Never tried unless configured (settings `tcp` or
 /// clamd.conf `TCPSocket`): any local user can listen there while clamd is down.
 pub const DEFAULT_TCP: &str = "127.0.0.1:3310";
+/// Helpers run by absolute path only (never looked up in `PATH`, which the agent's caller
+/// controls): Debian's locations by default, configurable.
+pub const DEFAULT_SYSTEMCTL: &str = "/usr/bin/systemctl";
+pub const DEFAULT_CLAMCONF: &str = "/usr/bin/clamconf";
+
 /// Where the VirusEvent hook and its spool live by default.
 pub const DEFAULT_EVENT_DIR: &str = "/var/lib/armadito-agent/clamav";
 
@@ -124,12 +129,12 @@ impl Default for Settings {
             alerts_limit: 500,
             update_late_days: 3,
             update_critical_days: 7,
-            restart_command: ["systemctl", "restart", "clamav-daemon"]
+            restart_command: [DEFAULT_SYSTEMCTL, "restart", "clamav-daemon"]
                 .map(String::from)
                 .to_vec(),
             restart_timeout_secs: 60,
             ready_timeout_secs: 30,
-            clamconf: "clamconf".into(),
+            clamconf: DEFAULT_CLAMCONF.into(),
             onaccess_process: "clamonacc".into(),
         }
     }
@@ -182,6 +187,20 @@ impl Settings {
         if self.restart_command.first().is_some_and(|p| p.is_empty()) {
             return Err(SettingsError::Invalid("restart_command[0] is empty".into()));
         }
+        let absolute = |p: &str| std::path::Path::new(p).is_absolute();
+        if let Some(p) = self.restart_command.first()
+            && !absolute(p)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "restart_command[0] = {p:?}: an absolute path is required (programs are never looked up in PATH)"
+            )));
+        }
+        if !self.clamconf.is_empty() && !absolute(&self.clamconf) {
+            return Err(SettingsError::Invalid(format!(
+                "clamconf = {:?}: an absolute path is required (programs are never looked up in PATH)",
+                self.clamconf
+            )));
+        }
         Ok(())
     }
 
@@ -204,7 +223,25 @@ mod tests {
         let s = Settings::from_json(&json!({})).unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!(s.clamd_conf, PathBuf::from("/etc/clamav/clamd.conf"));
-        assert_eq!(s.restart_command[0], "systemctl");
+        assert_eq!(s.restart_command[0], "/usr/bin/systemctl");
+        assert_eq!(s.clamconf, "/usr/bin/clamconf");
+    }
+
+    /// Issue 12 item 10: helpers are never looked up in PATH.
+    #[test]
+    fn helpers_need_absolute_paths() {
+        for (bad, needle) in [
+            (json!({"clamconf": "clamconf"}), "clamconf = \"clamconf\": an absolute path"),
+            (
+                json!({"restart_command": ["systemctl", "restart", "clamav-daemon"]}),
+                "restart_command[0] = \"systemctl\": an absolute path",
+            ),
+            (json!({"restart_command": ["./restart.sh"]}), "absolute path"),
+        ] {
+            let e = Settings::from_json(&bad).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        Settings::from_json(&json!({"clamconf": "", "restart_command": []})).unwrap();
     }
 
     #[test]

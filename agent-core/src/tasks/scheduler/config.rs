@@ -105,7 +105,12 @@ pub struct ScheduleConfig {
     /// Seconds: a frequency or spread defined on the server is accepted only if the task still
     /// runs at least once per this period (Scheduler: at most 6 h whatever this says).
     pub max_period: u64,
+    /// `systemctl` (systemd mode), by absolute path: never looked up in `PATH`.
+    pub systemctl: PathBuf,
 }
+
+/// Where Debian (merged /usr) and most distributions install systemctl.
+pub const DEFAULT_SYSTEMCTL: &str = "/usr/bin/systemctl";
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
@@ -120,6 +125,7 @@ impl Default for ScheduleConfig {
             user: "root".into(),
             tasks: BTreeMap::new(),
             max_period: DEFAULT_MAX_PERIOD,
+            systemctl: PathBuf::from(DEFAULT_SYSTEMCTL),
         }
     }
 }
