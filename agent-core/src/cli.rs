@@ -111,7 +111,8 @@ pub struct GlobalOptions {
     )]
     pub backend: Option<String>,
 
-    /// Enrollment key (prefer ARMADITO_AGENT_KEY or --key-file: argv is visible to other users)
+    /// Enrollment key; deprecated on the command line (argv is visible to every local user):
+    /// use ARMADITO_AGENT_KEY or --key-file
     #[arg(
         short = 'k',
         long,
@@ -121,7 +122,7 @@ pub struct GlobalOptions {
     )]
     pub key: Option<String>,
 
-    /// File holding the enrollment key
+    /// File holding the enrollment key (`-` = read it from stdin)
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
