@@ -222,3 +222,45 @@ fn avconfig_applies_only_tuning_options_and_can_be_turned_off() {
     assert!(!effective.is_empty());
     assert!(d.violations().is_empty(), "{:#?}", d.violations());
 }
+
+/// Issue 12 item 3: the plugin process is SIGKILLed in the middle of applying a configuration
+/// (here by its own restart command): the next run of the agent puts the previous clamd.conf
+/// back.
+#[test]
+fn an_apply_killed_midway_is_rolled_back_at_the_next_start() {
+    let clamd = Clamd::start();
+    let conf = clamd.dir.join("clamd.conf");
+    let d = Double::start();
+    let settings = format!(
+        "{}restart_command = [\"/bin/sh\", \"-c\", \"kill -9 $PPID; sleep 5\"]\n",
+        clamd.settings()
+    );
+    let (s, agent, _av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &settings);
+    let original = std::fs::read_to_string(&conf).unwrap();
+    d.set_server_avconfig(agent, vec![("MaxThreads".into(), "8".into())]);
+    let r = s.run(&["-t", "AVConfig"]);
+    assert_ne!(r.code, Some(0), "{}", r.stderr);
+    // the kill landed between writing the new file and finishing
+    assert!(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains("MaxThreads 8")
+    );
+
+    d.clear_server_config(agent);
+    let r = s.run(&["-t", "State"]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("interrupted configuration change was rolled back"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), original);
+    let leftovers: Vec<_> = std::fs::read_dir(&clamd.dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("armadito"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -319,7 +319,18 @@ impl ClamavBackend {
                 (client, Duration::from_secs(s.ready_timeout_secs))
             }),
             allow_protected,
+            budget: Some(Duration::from_secs(s.apply_timeout_secs)),
         }
+    }
+
+    /// Roll back a configuration change that a killed process left half done (see
+    /// [`config::apply::recover`]); `Some(note)` when there was one.
+    pub fn recover_interrupted_apply(&self) -> Option<String> {
+        let _guard = self
+            .config_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        config::apply::recover(&self.settings.clamd_conf, &self.apply_options(false))
     }
 
     /// Apply entries to clamd.conf and restart clamd (see [`config::apply`]).

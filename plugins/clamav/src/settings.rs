@@ -98,6 +98,10 @@ pub struct Settings {
     /// Empty = do not restart, report `restart_required`.
     pub restart_command: Vec<String>,
     pub restart_timeout_secs: u64,
+    /// The whole configuration apply (validation, restart, wait, rollback) must fit in this:
+    /// keep it below the agent's `[plugins] call_timeout` (120 s), so the plugin is never
+    /// killed mid-rollback.
+    pub apply_timeout_secs: u64,
     /// How long to wait for clamd to answer PING after a restart.
     pub ready_timeout_secs: u64,
     /// `clamconf` program used to validate a new clamd.conf before it is installed; empty =
@@ -133,6 +137,7 @@ impl Default for Settings {
                 .map(String::from)
                 .to_vec(),
             restart_timeout_secs: 60,
+            apply_timeout_secs: 100,
             ready_timeout_secs: 30,
             clamconf: DEFAULT_CLAMCONF.into(),
             onaccess_process: "clamonacc".into(),
@@ -172,6 +177,11 @@ impl Settings {
         if self.scan_pipeline == 0 {
             return Err(SettingsError::Invalid(
                 "scan_pipeline must be at least 1".into(),
+            ));
+        }
+        if self.apply_timeout_secs < 2 {
+            return Err(SettingsError::Invalid(
+                "apply_timeout_secs must be at least 2".into(),
             ));
         }
         if self.connect_timeout_ms == 0 || self.read_timeout_ms == 0 {

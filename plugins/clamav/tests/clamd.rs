@@ -834,3 +834,33 @@ fn the_default_tcp_port_is_never_tried_unless_configured() {
         "the agent talked to 127.0.0.1:3310"
     );
 }
+
+/// Issue 12 item 3: a restart that hangs cannot make the apply outlive its budget (the agent
+/// would kill the plugin mid-rollback): the previous clamd.conf is back before the budget ends.
+#[test]
+fn a_hung_restart_is_rolled_back_within_the_apply_budget() {
+    let clamd = Clamd::start();
+    let original = fs::read_to_string(clamd.conf_path()).unwrap();
+    let b = backend(
+        &clamd,
+        json!({
+            "restart_command": ["/bin/sleep", "1000"],
+            "restart_timeout_secs": 60,
+            "apply_timeout_secs": 4,
+        }),
+    );
+    let started = Instant::now();
+    let err = b
+        .config_set(&[ConfigEntry::new("MaxThreads", 8)])
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}: {err}");
+    assert!(err.contains("previous clamd.conf restored"), "{err}");
+    assert_eq!(fs::read_to_string(clamd.conf_path()).unwrap(), original);
+    assert!(
+        !armadito_backend_clamav::config::apply::backup_path(&clamd.conf_path()).exists(),
+        "no backup left behind"
+    );
+    assert!(b.client().is_ok(), "clamd still runs with the old file");
+}
