@@ -204,7 +204,7 @@ impl ClamavBackend {
         StateOptions {
             late_days: self.settings.update_late_days,
             critical_days: self.settings.update_critical_days,
-            onaccess_process: self.settings.onaccess_process.clone(),
+            onaccess_executable: self.settings.onaccess_executable.clone(),
             ..StateOptions::default()
         }
     }

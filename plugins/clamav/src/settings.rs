@@ -107,8 +107,10 @@ pub struct Settings {
     /// `clamconf` program used to validate a new clamd.conf before it is installed; empty =
     /// no external validation (the built-in option table still applies).
     pub clamconf: String,
-    /// Process name of the on-access scanner.
-    pub onaccess_process: String,
+    /// Executable of the on-access scanner: real-time protection is "on" only when a process
+    /// running this file, as root, exists (a process name proves nothing: anyone can
+    /// start a process called `clamonacc`).
+    pub onaccess_executable: PathBuf,
 }
 
 impl Default for Settings {
@@ -140,7 +142,7 @@ impl Default for Settings {
             apply_timeout_secs: 100,
             ready_timeout_secs: 30,
             clamconf: DEFAULT_CLAMCONF.into(),
-            onaccess_process: "clamonacc".into(),
+            onaccess_executable: PathBuf::from("/usr/sbin/clamonacc"),
         }
     }
 }
