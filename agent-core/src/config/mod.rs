@@ -71,6 +71,26 @@ pub struct ScanConfig {
     pub progress_interval: f64,
 }
 
+impl ScanConfig {
+    /// Checks serde cannot express (TOML accepts `nan` and `inf` as floats).
+    pub fn validate(&self) -> Result<(), String> {
+        let p = self.progress_interval;
+        if !(p.is_finite() && (0.1..=86_400.0).contains(&p)) {
+            return Err(format!(
+                "[scan] progress_interval = {p}: a number of seconds between 0.1 and 86400"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The interval as a duration; never panics, whatever the value.
+    pub fn progress_interval(&self) -> std::time::Duration {
+        let p = self.progress_interval;
+        let p = if p.is_finite() { p.clamp(0.1, 86_400.0) } else { 5.0 };
+        std::time::Duration::from_secs_f64(p)
+    }
+}
+
 impl Default for ScanConfig {
     fn default() -> Self {
         Self {
@@ -360,10 +380,15 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         source,
     })?;
     check_trusted_file(path)?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.into(),
         message: e.to_string().trim().to_string(),
-    })
+    })?;
+    file.scan.validate().map_err(|message| ConfigError::Parse {
+        path: path.into(),
+        message,
+    })?;
+    Ok(file)
 }
 
 /// The file (resolved) and every folder above it: owned by root or the agent's user, not
@@ -388,6 +413,25 @@ fn check_trusted_file(path: &Path) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 item 14: `progress_interval = nan` (valid TOML) is a clear error, not a panic.
+    #[test]
+    fn a_non_finite_progress_interval_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for v in ["nan", "inf", "-inf", "0.0", "1e30"] {
+            let file = dir.path().join("agent.toml");
+            std::fs::write(&file, format!("[scan]\nprogress_interval = {v}\n")).unwrap();
+            let mut o = opts();
+            o.config = Some(file);
+            let e = Config::load(&o).unwrap_err().to_string();
+            assert!(e.contains("progress_interval"), "{v}: {e}");
+            let c = ScanConfig {
+                progress_interval: v.parse().unwrap(),
+                ..ScanConfig::default()
+            };
+            assert!(c.progress_interval() >= std::time::Duration::from_millis(100));
+        }
+    }
 
     /// Issue 12 item 8: agent.toml (it sets commands run as root) is refused when another
     /// user can change it or its folder.

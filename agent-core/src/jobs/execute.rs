@@ -2,7 +2,7 @@
 //! status), so each says what was wrong in plain words.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use armadito_plugin_api::model::{Detection, ScanProgress, ScanRequest, ScanResult};
 
@@ -83,7 +83,7 @@ impl<'a> Executor<'a> {
         let backend = self.backend()?;
         let started = UnixTime::now();
         let interval =
-            Duration::from_secs_f64(self.ctx.config.scan.progress_interval.clamp(0.1, 86_400.0));
+            self.ctx.config.scan.progress_interval();
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ScanProgress>();
         let cancel = CancelToken::new();

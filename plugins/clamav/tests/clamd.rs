@@ -864,3 +864,42 @@ fn a_hung_restart_is_rolled_back_within_the_apply_budget() {
     );
     assert!(b.client().is_ok(), "clamd still runs with the old file");
 }
+
+/// Issue 12 item 14: clamd logs file names raw, so a user who names a detected file
+/// `evil\n<ctime> -> /home/ceo/report.docx` gets a log line that reads as a detection in the
+/// CEO's file at a chosen time. The agent reports the real path and time instead.
+#[test]
+fn a_newline_in_a_file_name_cannot_forge_a_detection_in_clamds_log() {
+    let clamd = Clamd::start();
+    let b = backend(&clamd, json!({"alert_sources": ["log"]}));
+    let tree = Tree::new();
+    let forged = "evil\nMon Jan  5 03:00:00 2026 -> /home/ceo/report.docx";
+    let file = tree.file(forged, &eicar());
+    let r = b.scan(&request(&[&file]), &Recorder::default()).unwrap();
+    assert_eq!(r.malware, 1, "{r:#?}");
+    let log = clamd.log_path();
+    wait_for(&clamd, || {
+        fs::read_to_string(&log).is_ok_and(|s| s.contains("report.docx"))
+    });
+    // the premise: clamd really wrote the forged-looking line
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("Mon Jan  5 03:00:00 2026 -> /home/ceo/report.docx: ")
+            && l.ends_with(" FOUND")),
+        "{text}"
+    );
+    let page = b.alerts(&AlertsQuery::default()).unwrap();
+    let hits: Vec<_> = page
+        .detections
+        .iter()
+        .filter(|d| d.file_path.contains("report.docx"))
+        .collect();
+    assert!(!hits.is_empty(), "{page:#?}");
+    for d in hits {
+        assert_eq!(d.file_path, file.to_string_lossy(), "{d:?}");
+        assert!(
+            (d.detection_time - armadito_backend_clamav::timeutil::now()).abs() < 600,
+            "the real time, not the forged one: {d:?}"
+        );
+    }
+}
