@@ -221,6 +221,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Backend set-up done on this host by an administrator (never from the server)
+    Backend {
+        #[command(subcommand)]
+        action: BackendAction,
+    },
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -233,6 +238,18 @@ pub enum Command {
     PluginHost {
         #[arg(long)]
         plugin: PathBuf,
+    },
+}
+
+/// `armadito-agent backend …`.
+#[derive(Debug, Subcommand)]
+pub enum BackendAction {
+    /// Install the configured backend's detection hook (ClamAV: the VirusEvent hook, its spool
+    /// and the clamd.conf line, then restart clamd)
+    InstallHook {
+        /// Replace a VirusEvent command the administrator set up
+        #[arg(long)]
+        force: bool,
     },
 }
 

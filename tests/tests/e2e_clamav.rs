@@ -264,3 +264,53 @@ fn an_apply_killed_midway_is_rolled_back_at_the_next_start() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Issue 12 item 13: the VirusEvent alert source can be installed by the agent
+/// (`armadito-agent backend install-hook`) in a place clamd's user reaches and only root can
+/// change, and detections then reach the server through it.
+#[test]
+fn the_virusevent_hook_is_installable_and_feeds_alerts() {
+    use std::os::unix::fs::PermissionsExt;
+    let clamd = Clamd::start();
+    let d = Double::start();
+    let events = tempfile::Builder::new()
+        .prefix("armadito-events.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(events.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let restart = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/restart-clamd.sh");
+    let settings = format!(
+        "{}virusevent_hook = \"{}/virusevent-hook.sh\"\nvirusevent_spool = \"{}/spool/events\"\nalert_sources = [\"virusevent\"]\nrestart_command = [\"{}\", \"{}\"]\n",
+        clamd.settings(),
+        events.path().display(),
+        events.path().display(),
+        restart.display(),
+        clamd.dir.display()
+    );
+    let (s, agent, _av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &settings);
+    let r = s.run(&["backend", "install-hook", "--force"]);
+    r.assert_code(0);
+    let conf = std::fs::read_to_string(clamd.dir.join("clamd.conf")).unwrap();
+    assert!(
+        conf.contains(&format!("VirusEvent {}/virusevent-hook.sh", events.path().display())),
+        "{conf}"
+    );
+
+    let tree = make_tree(&s.dir.path().join("tree"), 2, 1);
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.run(&["-t", "Scan", "--path", tree.to_str().unwrap()]);
+    let spool = events.path().join("spool/events");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&spool).is_ok_and(|t| t.contains("eicar")) {
+        assert!(std::time::Instant::now() < deadline, "no VirusEvent record in {}", spool.display());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    s.run(&["-t", "Alerts"]).assert_code(0);
+    let alerts = d.alerts();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.plugin_armadito_agents_id == agent && a.filepath.contains("eicar")),
+        "{alerts:?}"
+    );
+}

@@ -25,8 +25,10 @@ pub const DEFAULT_TCP: &str = "127.0.0.1:3310";
 pub const DEFAULT_SYSTEMCTL: &str = "/usr/bin/systemctl";
 pub const DEFAULT_CLAMCONF: &str = "/usr/bin/clamconf";
 
-/// Where the VirusEvent hook and its spool live by default.
-pub const DEFAULT_EVENT_DIR: &str = "/var/lib/armadito-agent/clamav";
+/// Where the VirusEvent hook and its spool live by default: outside the agent's private
+/// (0700) state folder, which clamd's user cannot reach. The hook stays in this root-owned
+/// folder; only `spool/` belongs to clamd's user.
+pub const DEFAULT_EVENT_DIR: &str = "/var/lib/armadito-agent-clamav";
 
 /// How files are handed to clamd during a scan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +131,7 @@ impl Default for Settings {
             progress_interval_ms: 250,
             log_file: None,
             alert_sources: vec![AlertSource::Log, AlertSource::Virusevent],
-            virusevent_spool: PathBuf::from(DEFAULT_EVENT_DIR).join("virusevent.spool"),
+            virusevent_spool: PathBuf::from(DEFAULT_EVENT_DIR).join("spool/virusevent.spool"),
             virusevent_hook: PathBuf::from(DEFAULT_EVENT_DIR).join("virusevent-hook.sh"),
             virusevent_spool_max_bytes: 1024 * 1024,
             alerts_limit: 500,
