@@ -148,7 +148,9 @@ fn a_flooding_plugin_is_stopped_with_a_clear_error() {
         assert!(err.contains("stopped by the agent"), "{what}: {err}");
         assert!(started.elapsed() < Duration::from_secs(60), "{what}");
         // restarted on the next call (after the back-off)
-        assert!(wait_for(Duration::from_secs(10), || backend.state().is_ok()));
+        assert!(wait_for(Duration::from_secs(10), || backend
+            .state()
+            .is_ok()));
     }
 }
 
@@ -171,7 +173,10 @@ fn plugin_hosts_do_not_inherit_the_agents_secrets() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert!(!names.iter().any(|n| n.starts_with("ARMADITO_AGENT")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("ARMADITO_AGENT")),
+        "{names:?}"
+    );
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(sorted, ["LANG", "PATH"]);

@@ -251,7 +251,8 @@ fn an_apply_killed_midway_is_rolled_back_at_the_next_start() {
     let r = s.run(&["-t", "State"]);
     r.assert_code(0);
     assert!(
-        r.stderr.contains("interrupted configuration change was rolled back"),
+        r.stderr
+            .contains("interrupted configuration change was rolled back"),
         "{}",
         r.stderr
     );
@@ -292,7 +293,10 @@ fn the_virusevent_hook_is_installable_and_feeds_alerts() {
     r.assert_code(0);
     let conf = std::fs::read_to_string(clamd.dir.join("clamd.conf")).unwrap();
     assert!(
-        conf.contains(&format!("VirusEvent {}/virusevent-hook.sh", events.path().display())),
+        conf.contains(&format!(
+            "VirusEvent {}/virusevent-hook.sh",
+            events.path().display()
+        )),
         "{conf}"
     );
 
@@ -302,7 +306,11 @@ fn the_virusevent_hook_is_installable_and_feeds_alerts() {
     let spool = events.path().join("spool/events");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !std::fs::read_to_string(&spool).is_ok_and(|t| t.contains("eicar")) {
-        assert!(std::time::Instant::now() < deadline, "no VirusEvent record in {}", spool.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no VirusEvent record in {}",
+            spool.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     s.run(&["-t", "Alerts"]).assert_code(0);

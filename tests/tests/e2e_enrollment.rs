@@ -160,7 +160,8 @@ fn a_key_on_the_command_line_warns_and_stdin_works() {
     let r = s.run(&["-t", "Enrollment", "-k", KEY]);
     r.assert_code(0);
     assert!(
-        r.stderr.contains("every local user can read the command line")
+        r.stderr
+            .contains("every local user can read the command line")
             && r.stderr.contains("--key-file"),
         "{}",
         r.stderr

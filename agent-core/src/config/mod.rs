@@ -86,7 +86,11 @@ impl ScanConfig {
     /// The interval as a duration; never panics, whatever the value.
     pub fn progress_interval(&self) -> std::time::Duration {
         let p = self.progress_interval;
-        let p = if p.is_finite() { p.clamp(0.1, 86_400.0) } else { 5.0 };
+        let p = if p.is_finite() {
+            p.clamp(0.1, 86_400.0)
+        } else {
+            5.0
+        };
         std::time::Duration::from_secs_f64(p)
     }
 }
@@ -451,7 +455,10 @@ mod tests {
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         let e = Config::load(&o).unwrap_err().to_string();
-        assert!(e.contains("refusing configuration file") && e.contains("0666"), "{e}");
+        assert!(
+            e.contains("refusing configuration file") && e.contains("0666"),
+            "{e}"
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
 
         std::os::unix::fs::chown(&file, Some(65534), None).unwrap();

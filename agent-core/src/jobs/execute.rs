@@ -82,8 +82,7 @@ impl<'a> Executor<'a> {
         request.job_id = Some(job.job_id.to_string());
         let backend = self.backend()?;
         let started = UnixTime::now();
-        let interval =
-            self.ctx.config.scan.progress_interval();
+        let interval = self.ctx.config.scan.progress_interval();
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ScanProgress>();
         let cancel = CancelToken::new();
@@ -466,9 +465,12 @@ mod tests {
         let roots = [allowed.clone()];
         let escape = allowed.join("escape");
         let e = scan_request(&params(escape.to_str().unwrap(), "-r"), &roots).unwrap_err();
-        assert!(e.contains("resolves to /etc, outside the allowed paths"), "{e}");
-        let e = scan_request(&params(&format!("{}/passwd", escape.display()), ""), &roots)
-            .unwrap_err();
+        assert!(
+            e.contains("resolves to /etc, outside the allowed paths"),
+            "{e}"
+        );
+        let e =
+            scan_request(&params(&format!("{}/passwd", escape.display()), ""), &roots).unwrap_err();
         assert!(e.contains("outside the allowed paths"), "{e}");
         let r = scan_request(
             &params(allowed.to_str().unwrap(), "-r --follow-symlinks"),

@@ -52,7 +52,14 @@ pub const CHILD_ENV: &[(&str, &str)] = &[];
 /// Variables passed through from the agent's environment when set (Windows needs these to
 /// start a process at all).
 #[cfg(not(unix))]
-const CHILD_ENV_PASS: &[&str] = &["SystemRoot", "SystemDrive", "windir", "TEMP", "TMP", "ProgramData"];
+const CHILD_ENV_PASS: &[&str] = &[
+    "SystemRoot",
+    "SystemDrive",
+    "windir",
+    "TEMP",
+    "TMP",
+    "ProgramData",
+];
 #[cfg(unix)]
 const CHILD_ENV_PASS: &[&str] = &[];
 

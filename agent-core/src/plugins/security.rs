@@ -296,7 +296,10 @@ mod tests {
         std::os::unix::fs::chown(&parent, Some(0), Some(0)).unwrap();
         fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).unwrap();
         let err = check_trusted_dir(&plugins).unwrap_err().to_string();
-        assert!(err.contains("writable by group or others (mode 0777)"), "{err}");
+        assert!(
+            err.contains("writable by group or others (mode 0777)"),
+            "{err}"
+        );
     }
 
     #[test]

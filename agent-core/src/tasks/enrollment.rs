@@ -170,9 +170,9 @@ fn key_on_command_line(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
 fn read_key_file(path: &Path) -> Result<String, AgentError> {
     if path == Path::new("-") {
         let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| AgentError::Usage(format!("cannot read the enrollment key from stdin: {e}")))?;
+        std::io::stdin().read_line(&mut line).map_err(|e| {
+            AgentError::Usage(format!("cannot read the enrollment key from stdin: {e}"))
+        })?;
         return Ok(line);
     }
     std::fs::read_to_string(path).map_err(|e| {

@@ -445,7 +445,10 @@ mod tests {
         assert_eq!(c[0], Endpoint::Unix("/tmp/custom.sock".into()));
         assert_eq!(c[1], Endpoint::Tcp("127.0.0.1:3399".into()));
         assert_eq!(c[2], Endpoint::Unix("/run/clamav/clamd.ctl".into()));
-        assert_eq!(c.last(), Some(&Endpoint::Unix("/var/run/clamav/clamd.ctl".into())));
+        assert_eq!(
+            c.last(),
+            Some(&Endpoint::Unix("/var/run/clamav/clamd.ctl".into()))
+        );
         // without TCP in the settings or clamd.conf, TCP is never tried
         let b = ClamavBackend::from_json(&json!({"clamd_conf": "/nonexistent"})).unwrap();
         assert!(

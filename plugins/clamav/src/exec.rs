@@ -200,7 +200,11 @@ mod tests {
 
     #[test]
     fn arguments_are_not_shell_interpreted() {
-        let out = run(&argv(&["/bin/echo", "$(id)", ";", "*"]), Duration::from_secs(5)).unwrap();
+        let out = run(
+            &argv(&["/bin/echo", "$(id)", ";", "*"]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(out.stdout.trim(), "$(id) ; *");
     }
 

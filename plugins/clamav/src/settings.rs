@@ -245,12 +245,18 @@ mod tests {
     #[test]
     fn helpers_need_absolute_paths() {
         for (bad, needle) in [
-            (json!({"clamconf": "clamconf"}), "clamconf = \"clamconf\": an absolute path"),
+            (
+                json!({"clamconf": "clamconf"}),
+                "clamconf = \"clamconf\": an absolute path",
+            ),
             (
                 json!({"restart_command": ["systemctl", "restart", "clamav-daemon"]}),
                 "restart_command[0] = \"systemctl\": an absolute path",
             ),
-            (json!({"restart_command": ["./restart.sh"]}), "absolute path"),
+            (
+                json!({"restart_command": ["./restart.sh"]}),
+                "absolute path",
+            ),
         ] {
             let e = Settings::from_json(&bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");

@@ -458,8 +458,11 @@ mod tests {
         // another user running the real clamonacc binary's name (and path, via a copy)
         let mut as_nobody = std::process::Command::new(&fake);
         as_nobody.uid(65534).gid(65534);
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         check(as_nobody, "nobody");
     }
 }

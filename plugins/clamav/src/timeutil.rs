@@ -172,8 +172,10 @@ mod tests {
         for y in ["-2147483648", "2147483647", "0", "99999", "-1"] {
             let line = format!("Wed Nov 25 18:46:29 {y}");
             assert_eq!(parse_ctime_local(&line), None, "{line}");
-            assert!(crate::alerts::logfile::parse_line(&format!("{line} -> /a: X FOUND"))
-                .is_some_and(|d| d.time.is_none()));
+            assert!(
+                crate::alerts::logfile::parse_line(&format!("{line} -> /a: X FOUND"))
+                    .is_some_and(|d| d.time.is_none())
+            );
         }
         let c = Civil {
             year: i32::MIN,

@@ -480,7 +480,6 @@ fn config_read_and_apply_with_restart() {
     // The new limit is live.
     let after = client.instream(&mut &two_megs[..]).unwrap();
     assert_eq!(after.verdict, Verdict::Clean);
-
 }
 
 /// Issue 12 item 2: a hostile server cannot make every open() on the host fail while clamd is
@@ -514,8 +513,18 @@ fn remote_config_cannot_block_the_host_or_blind_clamd() {
     assert_eq!(clamd.current_pid(), old_pid, "clamd was not restarted");
     // and they are reported read-only
     let entries = b.config_get().unwrap();
-    assert!(entries.iter().filter(|e| e.attr == "LogFile").all(|e| e.read_only));
-    assert!(entries.iter().filter(|e| e.attr == "MaxThreads").all(|e| !e.read_only));
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.attr == "LogFile")
+            .all(|e| e.read_only)
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.attr == "MaxThreads")
+            .all(|e| !e.read_only)
+    );
 }
 
 #[test]
@@ -777,7 +786,10 @@ impl Drop for FakeClamd {
 /// was must not receive the root-only files the agent streams (INSTREAM) or passes (FILDES).
 #[test]
 fn a_socket_of_another_user_where_clamd_was_gets_no_file_contents() {
-    assert!(is_root(), "this test needs root (it chowns a socket to nobody)");
+    assert!(
+        is_root(),
+        "this test needs root (it chowns a socket to nobody)"
+    );
     let mut clamd = Clamd::start();
     let tree = Tree::new();
     let secret = tree.file("secret.txt", b"ROOT-ONLY-SECRET-4242\n");
@@ -884,8 +896,10 @@ fn a_newline_in_a_file_name_cannot_forge_a_detection_in_clamds_log() {
     // the premise: clamd really wrote the forged-looking line
     let text = fs::read_to_string(&log).unwrap();
     assert!(
-        text.lines().any(|l| l.starts_with("Mon Jan  5 03:00:00 2026 -> /home/ceo/report.docx: ")
-            && l.ends_with(" FOUND")),
+        text.lines().any(
+            |l| l.starts_with("Mon Jan  5 03:00:00 2026 -> /home/ceo/report.docx: ")
+                && l.ends_with(" FOUND")
+        ),
         "{text}"
     );
     let page = b.alerts(&AlertsQuery::default()).unwrap();

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::model::{
-    CronExpr, DEFAULT_MAX_PERIOD, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry, validate_logfile,
-    validate_user,
+    CronExpr, DEFAULT_MAX_PERIOD, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry,
+    validate_logfile, validate_user,
 };
 
 /// How the schedule is installed. A long-running daemon mode (the agent's own timer loop)

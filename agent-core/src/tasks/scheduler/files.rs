@@ -279,7 +279,10 @@ mod tests {
         // Issue 12 item 10: systemctl by absolute path only
         let t = Target::new(Path::new("/")).unwrap();
         assert_eq!(t.systemctl, PathBuf::from("/usr/bin/systemctl"));
-        let e = t.with_systemctl(Path::new("systemctl")).unwrap_err().to_string();
+        let e = t
+            .with_systemctl(Path::new("systemctl"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("never looked up in PATH"), "{e}");
     }
 }

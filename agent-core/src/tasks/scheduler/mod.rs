@@ -239,9 +239,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         })?;
     }
     let rejected = match server_schedule(&agent).await {
-        Some(entries) => {
-            schedule.apply_server(&entries, &|f| supported(mode, f), cfg.max_period)
-        }
+        Some(entries) => schedule.apply_server(&entries, &|f| supported(mode, f), cfg.max_period),
         None => Vec::new(),
     };
     for r in &rejected {

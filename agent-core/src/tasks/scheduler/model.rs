@@ -1153,7 +1153,10 @@ mod tests {
         );
         let reasons: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
         assert_eq!(rejected.len(), 8, "{reasons:#?}");
-        assert!(reasons[0].contains("not changeable remotely"), "{reasons:?}");
+        assert!(
+            reasons[0].contains("not changeable remotely"),
+            "{reasons:?}"
+        );
         assert!(reasons[3].contains("never runs"), "{reasons:?}");
         assert!(
             reasons[5].contains("Scheduler must run at least every 6h"),
@@ -1180,7 +1183,10 @@ mod tests {
             &any,
             3600,
         );
-        assert!(rejected[0].reason.contains("at least every 1h"), "{rejected:?}");
+        assert!(
+            rejected[0].reason.contains("at least every 1h"),
+            "{rejected:?}"
+        );
     }
 
     #[test]

@@ -74,7 +74,10 @@ pub fn recover(path: &Path, opts: &ApplyOptions) -> Option<String> {
         "an interrupted configuration change was rolled back: {} restored",
         path.display()
     );
-    let down = opts.ready_check.as_ref().is_some_and(|(c, _)| c.ping().is_err());
+    let down = opts
+        .ready_check
+        .as_ref()
+        .is_some_and(|(c, _)| c.ping().is_err());
     if down && !opts.restart_command.is_empty() {
         let deadline = Instant::now() + opts.budget.unwrap_or(opts.restart_timeout);
         match restart(opts, deadline) {
@@ -217,7 +220,9 @@ pub fn apply(
     let (forward, end) = match opts.budget {
         Some(b) => (started + b / 2, started + b),
         None => {
-            let far = started + Duration::from_secs(30) + 2 * (opts.restart_timeout + ready_timeout(opts));
+            let far = started
+                + Duration::from_secs(30)
+                + 2 * (opts.restart_timeout + ready_timeout(opts));
             (far, far)
         }
     };
@@ -254,7 +259,9 @@ pub fn apply(
 }
 
 fn ready_timeout(opts: &ApplyOptions) -> Duration {
-    opts.ready_check.as_ref().map_or(Duration::ZERO, |(_, t)| *t)
+    opts.ready_check
+        .as_ref()
+        .map_or(Duration::ZERO, |(_, t)| *t)
 }
 
 /// Time left until `deadline` (at least 1 ms, so a step still gets tried and times out).
@@ -403,8 +410,11 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
 
 /// Run the restart command and wait for clamd to answer. `Err(text)` says what failed.
 fn restart(opts: &ApplyOptions, by: Instant) -> Result<(), String> {
-    let output = exec::run(&opts.restart_command, opts.restart_timeout.min(remaining(by)))
-        .map_err(|e| format!("restart command failed: {e}"))?;
+    let output = exec::run(
+        &opts.restart_command,
+        opts.restart_timeout.min(remaining(by)),
+    )
+    .map_err(|e| format!("restart command failed: {e}"))?;
     if !output.status.success() {
         return Err(format!("restart command failed: {}", output.summary()));
     }

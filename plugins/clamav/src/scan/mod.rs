@@ -173,7 +173,8 @@ fn allowed_roots(req: &ScanRequest) -> Result<Vec<PathBuf>, ScanError> {
     let Some(v) = req.options.get("allowed_roots") else {
         return Ok(Vec::new());
     };
-    let bad = || ScanError::InvalidRequest(format!("allowed_roots must be absolute paths, got {v}"));
+    let bad =
+        || ScanError::InvalidRequest(format!("allowed_roots must be absolute paths, got {v}"));
     let list = v.as_array().ok_or_else(bad)?;
     list.iter()
         .map(|p| {

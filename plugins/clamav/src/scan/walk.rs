@@ -182,7 +182,10 @@ impl Walker<'_> {
         if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) {
             return Err("replaced during the scan, not entered".into());
         }
-        let via = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f)));
+        let via = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&f)
+        ));
         if !self.opts.allowed_roots.is_empty() {
             let real = fs::read_link(&via).map_err(|e| io_text(&e))?;
             if !self.allowed(&real) {
@@ -562,7 +565,7 @@ mod tests {
             recursive: true,
             ..Default::default()
         };
-        walk(&[root.clone()], &opts, &stop, &mut |e| {
+        walk(std::slice::from_ref(&root), &opts, &stop, &mut |e| {
             if !swapped {
                 // `sub` was listed with `first.txt` and is entered after it: swap it now.
                 fs::rename(root.join("sub"), dir.path().join("moved")).unwrap();
@@ -617,8 +620,10 @@ mod tests {
         }
         let ignored = events
             .iter()
-            .filter(|e| matches!(e, WalkEvent::Done(o) if o.status == FileStatus::Ignored
-                && o.message.as_deref().unwrap_or("").contains("outside the allowed paths")))
+            .filter(|e| {
+                matches!(e, WalkEvent::Done(o) if o.status == FileStatus::Ignored
+                && o.message.as_deref().unwrap_or("").contains("outside the allowed paths"))
+            })
             .count();
         assert_eq!(ignored, 2, "{events:?}");
         // a root outside them is refused
