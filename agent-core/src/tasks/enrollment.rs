@@ -139,7 +139,7 @@ fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
         )
     } else {
         return Err(AgentError::Usage(format!(
-            "no enrollment key: use -k KEY, ARMADITO_AGENT_KEY, --key-file FILE or put it in {}",
+            "no enrollment key: use --key-file FILE (or - for stdin), ARMADITO_AGENT_KEY, or put it in {}",
             state_file.display()
         )));
     };
