@@ -111,7 +111,8 @@ pub struct GlobalOptions {
     )]
     pub backend: Option<String>,
 
-    /// Enrollment key (prefer ARMADITO_AGENT_KEY or --key-file: argv is visible to other users)
+    /// Enrollment key; deprecated on the command line (argv is visible to every local user):
+    /// use ARMADITO_AGENT_KEY or --key-file
     #[arg(
         short = 'k',
         long,
@@ -121,7 +122,7 @@ pub struct GlobalOptions {
     )]
     pub key: Option<String>,
 
-    /// File holding the enrollment key
+    /// File holding the enrollment key (`-` = read it from stdin)
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
@@ -220,6 +221,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Backend set-up done on this host by an administrator (never from the server)
+    Backend {
+        #[command(subcommand)]
+        action: BackendAction,
+    },
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -232,6 +238,18 @@ pub enum Command {
     PluginHost {
         #[arg(long)]
         plugin: PathBuf,
+    },
+}
+
+/// `armadito-agent backend …`.
+#[derive(Debug, Subcommand)]
+pub enum BackendAction {
+    /// Install the configured backend's detection hook (ClamAV: the VirusEvent hook, its spool
+    /// and the clamd.conf line, then restart clamd)
+    InstallHook {
+        /// Replace a VirusEvent command the administrator set up
+        #[arg(long)]
+        force: bool,
     },
 }
 

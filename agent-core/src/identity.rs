@@ -90,7 +90,12 @@ pub fn hardware_uuid() -> Option<(MachineUuid, UuidSource)> {
     }
     #[cfg(unix)]
     {
-        if let Some(u) = run_for_uuid("dmidecode", &["-s", "system-uuid"]) {
+        // By absolute path: never looked up in PATH.
+        if let Some(u) = ["/usr/sbin/dmidecode", "/sbin/dmidecode"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .and_then(|p| run_for_uuid(p, &["-s", "system-uuid"]))
+        {
             return Some((u, UuidSource::Dmidecode));
         }
     }
@@ -112,6 +117,12 @@ pub fn hardware_uuid() -> Option<(MachineUuid, UuidSource)> {
 fn run_for_uuid(program: &str, args: &[&str]) -> Option<MachineUuid> {
     let out = Command::new(program)
         .args(args)
+        .env_clear()
+        .envs(
+            ["SystemRoot", "PATH"]
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+        )
         .stdin(std::process::Stdio::null())
         .output()
         .ok()?;

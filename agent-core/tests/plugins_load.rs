@@ -316,6 +316,31 @@ fn unsafe_permissions_are_refused() {
     );
 }
 
+/// Issue 12 item 7: a plugin file that is a symlink (here to a trusted, root-owned copy of a
+/// real plugin) is not loaded, and a folder whose parent another user owns is refused whole.
+#[test]
+fn symlinked_plugins_and_foreign_parent_folders_are_refused() {
+    let sandbox = Sandbox::new(&["example"]);
+    let elsewhere = sandbox.root.path().join("example2-real.so");
+    fs::copy(lib("example2"), &elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, sandbox.dir().join("example2.so")).unwrap();
+    let registry = Registry::open(sandbox.config(Isolation::InProcess)).unwrap();
+    assert_eq!(registry.names(), vec!["example"]);
+    let r = reason(&registry.reports(), "example2.so");
+    assert!(r.contains("a symbolic link"), "{r}");
+    drop(registry);
+
+    // the plugins folder is fine, its parent belongs to another user
+    std::os::unix::fs::chown(sandbox.root.path(), Some(65534), Some(65534)).unwrap();
+    let reports = discover(&sandbox.config(Isolation::InProcess));
+    std::os::unix::fs::chown(sandbox.root.path(), Some(0), Some(0)).unwrap();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!(reports[0].file, sandbox.dir());
+    let why = reports[0].reason.clone().unwrap_or_default();
+    assert!(why.contains("owned by uid 65534"), "{why}");
+}
+
 #[test]
 fn same_name_higher_version_wins() {
     let sandbox = Sandbox::new(&["example", "example-next"]);

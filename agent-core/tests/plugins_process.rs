@@ -121,3 +121,63 @@ fn plugin_settings_reach_new() {
         serde_json::json!({"socket": "/run/x.ctl"})
     );
 }
+
+/// Issue 12 item 12: a plugin that floods stderr, stdout or the log is stopped with a clear
+/// error (the agent's memory and log stay bounded) and the backend restarts on the next call.
+#[test]
+fn a_flooding_plugin_is_stopped_with_a_clear_error() {
+    let sandbox = Sandbox::new(&["floods"]);
+    let registry = Registry::open(sandbox.config(Isolation::Process)).unwrap();
+    let backend = registry.get("floods").unwrap();
+    for (what, needle) in [
+        ("stderr", "it flooded stderr"),
+        ("stdout", "it wrote a stderr line longer than"),
+        ("log", "it flooded the log"),
+        ("big", "it sent a message longer than"),
+    ] {
+        let started = std::time::Instant::now();
+        let req = ScanRequest {
+            paths: vec![what.into()],
+            ..ScanRequest::default()
+        };
+        let err = backend
+            .scan(&req, &mut |_| {}, &CancelToken::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{what}: {err}");
+        assert!(err.contains("stopped by the agent"), "{what}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{what}");
+        // restarted on the next call (after the back-off)
+        assert!(wait_for(Duration::from_secs(10), || backend
+            .state()
+            .is_ok()));
+    }
+}
+
+/// Issue 12 item 12: the plugin host starts with a cleared environment: the enrollment key and
+/// the HTTP password the agent may hold in its environment never reach plugin code.
+#[test]
+fn plugin_hosts_do_not_inherit_the_agents_secrets() {
+    // SAFETY: set before any child of this test starts; other tests do not read these.
+    unsafe {
+        std::env::set_var("ARMADITO_AGENT_KEY", "SECRET-KEY");
+        std::env::set_var("ARMADITO_AGENT_PASSWORD", "SECRET-PASSWORD");
+    }
+    let sandbox = Sandbox::new(&["floods"]);
+    let registry = Registry::open(sandbox.config(Isolation::Process)).unwrap();
+    let state = registry.get("floods").unwrap().state().unwrap();
+    let names: Vec<String> = state.details[0]
+        .value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("ARMADITO_AGENT")),
+        "{names:?}"
+    );
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["LANG", "PATH"]);
+}

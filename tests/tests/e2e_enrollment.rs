@@ -150,6 +150,38 @@ fn key_file_is_trimmed_uppercased_and_removed_only_on_success() {
     assert!(explicit.exists());
 }
 
+/// Issue 12 item 11: `-k KEY` (readable by every local user in /proc) warns and says what to
+/// use instead; the environment and `--key-file -` (stdin) do not put it in argv.
+#[test]
+fn a_key_on_the_command_line_warns_and_stdin_works() {
+    let d = Double::start();
+    d.create_key(KEY, 10, 3600);
+    let s = sandbox(&d);
+    let r = s.run(&["-t", "Enrollment", "-k", KEY]);
+    r.assert_code(0);
+    assert!(
+        r.stderr
+            .contains("every local user can read the command line")
+            && r.stderr.contains("--key-file"),
+        "{}",
+        r.stderr
+    );
+
+    let s = sandbox(&d);
+    let mut child = s
+        .command(&["-t", "Enrollment", "--key-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{KEY}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("every local user"), "{stderr}");
+}
+
 #[test]
 fn key_from_environment() {
     let d = Double::start();
@@ -166,6 +198,7 @@ fn key_from_environment() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("every local user"));
     assert_eq!(d.agents().len(), 1);
 }
 

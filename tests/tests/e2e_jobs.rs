@@ -350,3 +350,39 @@ fn a_full_outbox_pauses_getjobs_instead_of_dropping_anything() {
     assert_eq!(d.job(first).unwrap().job_status, "successful");
     assert_eq!(d.job(later).unwrap().job_status, "downloaded");
 }
+
+/// Issue 12 item 5: control characters the server puts in a job type or an error text reach
+/// `queue` escaped, never raw (no ESC sequence rewrites the admin's terminal).
+#[test]
+fn queue_escapes_the_servers_control_characters() {
+    let d = Double::start();
+    let (s, agent, _av) = enrolled_agent(&d, "");
+    // JSON escapes: the agent decodes them into ESC, BEL and a newline.
+    let evil = r"Wipe\u001b]0;pwned\u0007\u001b[2J\nfake row";
+    d.create_raw_job(agent, evil, "2 - high", r#"{"x": 1}"#);
+    s.run(&["-t", "Getjobs"]).assert_code(0);
+    for (cmd, args) in [
+        ("queue", vec!["queue"]),
+        ("queue --json", vec!["queue", "--json"]),
+    ] {
+        let r = s.run(&args);
+        r.assert_code(0);
+        assert!(
+            !r.stdout.contains('\u{1b}'),
+            "{cmd}: raw ESC in {:?}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains('\u{7}'),
+            "{cmd}: raw BEL in {:?}",
+            r.stdout
+        );
+    }
+    let r = s.run(&["queue"]);
+    assert!(r.stdout.contains("Wipe\\u{1b}]0;pwned"), "{}", r.stdout);
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("fake row")),
+        "{}",
+        r.stdout
+    );
+}

@@ -334,6 +334,45 @@ fn malicious_server_entries_are_rejected_reported_and_never_written() {
     assert_eq!(det["scheduler:source"], "local");
 }
 
+/// Issue 12 item 1: a hostile server may not choose where root appends output, as whom the
+/// tasks run, or a frequency that switches the fleet off.
+#[test]
+fn server_cannot_redirect_output_change_the_user_or_switch_the_fleet_off() {
+    let d = Double::start();
+    let (s, agent, root) = agent(&d, "");
+    let evil = [
+        ("scheduler:logfile", "/root/.bashrc"),
+        ("scheduler:user", "nobody"),
+        ("scheduler:task:Getjobs:freq", "0 0 31 2 *"),
+        ("scheduler:task:Scheduler:freq", "0 0 31 2 *"),
+        ("scheduler:task:Runjobs:freq", "0 0 1 * *"),
+        ("scheduler:task:State:args", "-wr 86400"),
+    ];
+    d.set_server_schedule(
+        agent,
+        "Cron",
+        evil.iter()
+            .map(|(a, v)| (a.to_string(), v.to_string()))
+            .collect(),
+    );
+    let r = s.run(&["-t", "Scheduler"]);
+    r.assert_code(0);
+    let text = std::fs::read_to_string(cron_file(root.path())).unwrap();
+    assert!(!text.contains(".bashrc"), "{text}");
+    assert!(!text.contains("31 2"), "{text}");
+    let got = entries(&text);
+    assert_eq!(got.len(), 6, "{text}");
+    assert!(got.iter().all(|(_, user, _)| user == "root"), "{text}");
+    assert_eq!(got[0].0, "* * * * *");
+    assert_eq!(got[5].0, "15 */6 * * *", "Scheduler keeps running");
+    let det = details(&d, agent);
+    let rejected = &det["scheduler:rejected"];
+    for (attr, _) in evil {
+        assert!(rejected.contains(attr), "{attr} not reported: {rejected}");
+    }
+    assert_eq!(det["scheduler:source"], "local");
+}
+
 #[test]
 fn systemd_mode_writes_units_under_the_root_and_replaces_the_cron_file() {
     let d = Double::start();

@@ -23,7 +23,7 @@ pub enum AgentError {
     Log(#[from] LogError),
     /// Exit 4.
     #[error(
-        "not enrolled: run -t Enrollment first (with -k KEY, ARMADITO_AGENT_KEY or an enrollment.key file)"
+        "not enrolled: run -t Enrollment first (with --key-file FILE, ARMADITO_AGENT_KEY or an enrollment.key file)"
     )]
     NotEnrolled,
     /// Exit 5.

@@ -142,6 +142,9 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         Some(Command::Plugins { json }) => return tasks::plugins::list(ctx, *json),
         Some(Command::Queue { json }) => return tasks::inspect::queue(ctx, *json),
         Some(Command::Outbox { json }) => return tasks::inspect::outbox(ctx, *json),
+        Some(Command::Backend {
+            action: crate::cli::BackendAction::InstallHook { force },
+        }) => return tasks::plugins::install_hook(ctx, *force),
         Some(Command::PluginHost { .. } | Command::Completions { .. } | Command::Man) => {
             return Err(AgentError::Usage(
                 "internal: subcommand handled by main".into(),

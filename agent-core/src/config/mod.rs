@@ -39,9 +39,26 @@ pub struct FileConfig {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub scan: ScanConfig,
+    #[serde(default)]
+    pub avconfig: AvConfigConfig,
     /// `[schedule]`: how `-t Scheduler` installs the periodic tasks.
     #[serde(default)]
     pub schedule: crate::tasks::scheduler::ScheduleConfig,
+}
+
+/// `[avconfig]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvConfigConfig {
+    /// Apply the configuration the server defines (through the backend's allow-list of tuning
+    /// options). `false`: `-t AVConfig` only reads and reports the local configuration.
+    pub apply: bool,
+}
+
+impl Default for AvConfigConfig {
+    fn default() -> Self {
+        Self { apply: true }
+    }
 }
 
 /// `[scan]`.
@@ -52,6 +69,30 @@ pub struct ScanConfig {
     pub allowed_paths: Vec<PathBuf>,
     /// Seconds between two progress reports of a running scan job (fractions allowed).
     pub progress_interval: f64,
+}
+
+impl ScanConfig {
+    /// Checks serde cannot express (TOML accepts `nan` and `inf` as floats).
+    pub fn validate(&self) -> Result<(), String> {
+        let p = self.progress_interval;
+        if !(p.is_finite() && (0.1..=86_400.0).contains(&p)) {
+            return Err(format!(
+                "[scan] progress_interval = {p}: a number of seconds between 0.1 and 86400"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The interval as a duration; never panics, whatever the value.
+    pub fn progress_interval(&self) -> std::time::Duration {
+        let p = self.progress_interval;
+        let p = if p.is_finite() {
+            p.clamp(0.1, 86_400.0)
+        } else {
+            5.0
+        };
+        std::time::Duration::from_secs_f64(p)
+    }
 }
 
 impl Default for ScanConfig {
@@ -152,6 +193,10 @@ pub enum ConfigError {
     },
     #[error("invalid configuration file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// The file sets commands run as root and passwords: someone else able to change it (or
+    /// to swap its folder) would own the agent.
+    #[error("refusing configuration file {path}: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
     #[error("invalid [{table}] settings{origin}: {message}")]
     Table {
         table: String,
@@ -218,6 +263,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub outbox: OutboxConfig,
     pub scan: ScanConfig,
+    pub avconfig: AvConfigConfig,
     pub schedule: crate::tasks::scheduler::ScheduleConfig,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
@@ -300,6 +346,7 @@ impl Config {
             jobs: file.jobs,
             outbox: file.outbox,
             scan: file.scan,
+            avconfig: file.avconfig,
             schedule: file.schedule,
             source,
         }
@@ -336,15 +383,105 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.into(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    check_trusted_file(path)?;
+    let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.into(),
         message: e.to_string().trim().to_string(),
-    })
+    })?;
+    file.scan.validate().map_err(|message| ConfigError::Parse {
+        path: path.into(),
+        message,
+    })?;
+    Ok(file)
+}
+
+/// The file (resolved) and every folder above it: owned by root or the agent's user, not
+/// writable by group or others (as for plugins).
+fn check_trusted_file(path: &Path) -> Result<(), ConfigError> {
+    use crate::plugins::security;
+    let untrusted = |e: security::TrustError| ConfigError::Untrusted {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    let real = std::fs::canonicalize(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    security::check_trusted(&real).map_err(untrusted)?;
+    if let Some(folder) = real.parent() {
+        security::check_trusted_dir(folder).map_err(untrusted)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 item 14: `progress_interval = nan` (valid TOML) is a clear error, not a panic.
+    #[test]
+    fn a_non_finite_progress_interval_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for v in ["nan", "inf", "-inf", "0.0", "1e30"] {
+            let file = dir.path().join("agent.toml");
+            std::fs::write(&file, format!("[scan]\nprogress_interval = {v}\n")).unwrap();
+            let mut o = opts();
+            o.config = Some(file);
+            let e = Config::load(&o).unwrap_err().to_string();
+            assert!(e.contains("progress_interval"), "{v}: {e}");
+            let c = ScanConfig {
+                progress_interval: v.parse().unwrap(),
+                ..ScanConfig::default()
+            };
+            assert!(c.progress_interval() >= std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Issue 12 item 8: agent.toml (it sets commands run as root) is refused when another
+    /// user can change it or its folder.
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_others_can_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("etc");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("agent.toml");
+        std::fs::write(&file, "backend = 'clamav'\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut o = opts();
+        o.config = Some(file.clone());
+        Config::load(&o).unwrap();
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(
+            e.contains("refusing configuration file") && e.contains("0666"),
+            "{e}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+        std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("0777"), "{e}");
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        // a symlink to a file in a folder another user owns: what counts is the target
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::copy(&file, theirs.join("agent.toml")).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let link = folder.join("link.toml");
+        std::os::unix::fs::symlink(theirs.join("agent.toml"), &link).unwrap();
+        o.config = Some(link);
+        let e = Config::load(&o).unwrap_err().to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+    }
 
     fn opts() -> GlobalOptions {
         GlobalOptions::default()

@@ -2,7 +2,7 @@
 //! status), so each says what was wrong in plain words.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use armadito_plugin_api::model::{Detection, ScanProgress, ScanRequest, ScanResult};
 
@@ -82,8 +82,7 @@ impl<'a> Executor<'a> {
         request.job_id = Some(job.job_id.to_string());
         let backend = self.backend()?;
         let started = UnixTime::now();
-        let interval =
-            Duration::from_secs_f64(self.ctx.config.scan.progress_interval.clamp(0.1, 86_400.0));
+        let interval = self.ctx.config.scan.progress_interval();
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ScanProgress>();
         let cancel = CancelToken::new();
@@ -318,17 +317,39 @@ pub fn scan_request(
             "scan path {path} is outside the allowed paths of this agent ([scan] allowed_paths)"
         ));
     }
-    match std::fs::symlink_metadata(p) {
-        Ok(_) => {}
+    // What counts is where the path leads: a symlink under an allowed folder may point anywhere.
+    let real = match std::fs::canonicalize(p) {
+        Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("scan path {path} does not exist"));
         }
         Err(e) => return Err(format!("scan path {path} cannot be read: {e}")),
+    };
+    // Allowed folders resolved too (`/home` may itself be a link); one that does not exist
+    // allows nothing.
+    let roots: Vec<std::path::PathBuf> = allowed
+        .iter()
+        .filter_map(|a| std::fs::canonicalize(a).ok())
+        .collect();
+    if !allowed.is_empty() && !roots.iter().any(|a| real.starts_with(a)) {
+        return Err(format!(
+            "scan path {path} resolves to {}, outside the allowed paths of this agent ([scan] allowed_paths)",
+            real.display()
+        ));
     }
     let mut req = ScanRequest {
         paths: vec![path.to_string()],
         ..ScanRequest::default()
     };
+    if !allowed.is_empty() {
+        // The backend keeps its walk (and any followed link) inside these.
+        let list = roots
+            .iter()
+            .map(|r| serde_json::Value::String(r.to_string_lossy().into_owned()))
+            .collect();
+        req.options
+            .insert("allowed_roots".into(), serde_json::Value::Array(list));
+    }
     let mut words = params.scan_options.split_whitespace();
     while let Some(w) = words.next() {
         let (name, inline) = match w.split_once('=') {
@@ -431,11 +452,42 @@ mod tests {
             scan_request(&params(root, "$(reboot)"), &[]).unwrap_err(),
             "unsupported scan option \"$(reboot)\""
         );
-        let elsewhere = [std::path::PathBuf::from("/srv")];
+        let elsewhere = [std::path::PathBuf::from("/nonexistent-srv")];
         assert!(
             scan_request(&params(root, ""), &elsewhere)
                 .unwrap_err()
                 .contains("outside the allowed paths")
+        );
+    }
+
+    /// Issue 12 item 4: a link under an allowed folder that leads elsewhere is refused, and
+    /// the backend is told the resolved roots to keep its walk in.
+    #[test]
+    fn a_symlink_out_of_the_allowed_paths_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let allowed = tmp.path().join("allowed");
+        std::fs::create_dir(&allowed).unwrap();
+        std::os::unix::fs::symlink("/etc", allowed.join("escape")).unwrap();
+        let roots = [allowed.clone()];
+        let escape = allowed.join("escape");
+        let e = scan_request(&params(escape.to_str().unwrap(), "-r"), &roots).unwrap_err();
+        assert!(
+            e.contains("resolves to /etc, outside the allowed paths"),
+            "{e}"
+        );
+        let e =
+            scan_request(&params(&format!("{}/passwd", escape.display()), ""), &roots).unwrap_err();
+        assert!(e.contains("outside the allowed paths"), "{e}");
+        let r = scan_request(
+            &params(allowed.to_str().unwrap(), "-r --follow-symlinks"),
+            &roots,
+        )
+        .unwrap();
+        assert!(r.follow_symlinks);
+        let real = std::fs::canonicalize(&allowed).unwrap();
+        assert_eq!(
+            r.options["allowed_roots"],
+            serde_json::json!([real.to_str().unwrap()])
         );
     }
 }

@@ -10,6 +10,13 @@
 //! * Dropping a [`ProcessBackend`] stops its child, but only once the calls in flight (which
 //!   hold an `Arc` of the connection) have returned: that is how a hot swap waits for them.
 //! * Reader threads never block the caller: replies travel through per-call channels.
+//! * A child cannot exhaust the agent: a stdout message is at most [`MAX_MESSAGE_BYTES`], a
+//!   stderr line is cut at [`MAX_STDERR_LINE`], and more than [`MAX_CHATTER_PER_MINUTE`]
+//!   stderr lines or log messages in a minute stop the child; the calls in flight fail
+//!   with the reason.
+//! * A child starts with a cleared environment plus [`CHILD_ENV`]: the agent's secrets
+//!   (`ARMADITO_AGENT_KEY`, `ARMADITO_AGENT_PASSWORD`, proxies with credentials…) never reach
+//!   plugin code.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -30,6 +37,103 @@ use super::protocol::{Message, Request, method};
 use super::{Backend, BackendError, CancelToken, PluginsConfig, call, decode_value, timeout_for};
 
 const POLL: Duration = Duration::from_millis(50);
+/// Largest stdout message (one JSON line) from a plugin host: a scan result listing every
+/// file of a large tree fits; an endless line does not eat the agent's memory.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Longest stderr line logged; the rest of the line is dropped.
+pub const MAX_STDERR_LINE: usize = 4096;
+/// stderr lines plus log messages per minute above which a child is stopped as flooding.
+pub const MAX_CHATTER_PER_MINUTE: u32 = 1000;
+/// The only environment a plugin host gets (everything else is cleared).
+#[cfg(unix)]
+pub const CHILD_ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C")];
+#[cfg(not(unix))]
+pub const CHILD_ENV: &[(&str, &str)] = &[];
+/// Variables passed through from the agent's environment when set (Windows needs these to
+/// start a process at all).
+#[cfg(not(unix))]
+const CHILD_ENV_PASS: &[&str] = &[
+    "SystemRoot",
+    "SystemDrive",
+    "windir",
+    "TEMP",
+    "TMP",
+    "ProgramData",
+];
+#[cfg(unix)]
+const CHILD_ENV_PASS: &[&str] = &[];
+
+/// Counts stderr lines / log messages in the current minute.
+struct Chatter {
+    window: Instant,
+    count: u32,
+}
+
+impl Chatter {
+    fn new() -> Chatter {
+        Chatter {
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// One more line; `true` when the budget of the minute is exceeded.
+    fn flooding(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(60) {
+            self.window = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count > MAX_CHATTER_PER_MINUTE
+    }
+}
+
+/// One line of at most `max` bytes (newline removed) into `buf`. `Ok(false)` at EOF;
+/// `Err(InvalidData)` when the line is longer (the excess is not consumed).
+fn read_line_bounded(r: &mut impl BufRead, max: usize, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    use std::io::Read;
+    buf.clear();
+    let n = r.by_ref().take(max as u64 + 1).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(true);
+    }
+    if buf.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long",
+        ));
+    }
+    Ok(true)
+}
+
+/// Drop the rest of the current line; `Ok(false)` when it goes on beyond `max` bytes.
+fn skip_line(r: &mut impl BufRead, max: usize) -> std::io::Result<bool> {
+    let mut skipped = 0usize;
+    loop {
+        let (done, used) = {
+            let chunk = r.fill_buf()?;
+            if chunk.is_empty() {
+                return Ok(true);
+            }
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (false, chunk.len()),
+            }
+        };
+        r.consume(used);
+        skipped += used;
+        if done {
+            return Ok(true);
+        }
+        if skipped > max {
+            return Ok(false);
+        }
+    }
+}
 /// How long a child may take to exit after its stdin is closed before it is killed.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
@@ -59,6 +163,8 @@ struct Shared {
     child: Mutex<Child>,
     /// Set once the child is gone: how it ended.
     exit: Mutex<Option<String>>,
+    /// Why the agent stopped the child (flooding), reported instead of the kill signal.
+    stopped: Mutex<Option<String>>,
 }
 
 /// One running `plugin-host` child.
@@ -107,7 +213,14 @@ impl Conn {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut child = Command::new(&cfg.host_exe)
+        let mut command = Command::new(&cfg.host_exe);
+        command.env_clear().envs(CHILD_ENV.iter().copied());
+        for name in CHILD_ENV_PASS {
+            if let Some(v) = std::env::var_os(name) {
+                command.env(name, v);
+            }
+        }
+        let mut child = command
             .arg("plugin-host")
             .arg("--plugin")
             .arg(cached)
@@ -134,6 +247,7 @@ impl Conn {
             pending: Mutex::new(HashMap::new()),
             child: Mutex::new(child),
             exit: Mutex::new(None),
+            stopped: Mutex::new(None),
         });
 
         let (hello_tx, hello_rx) = mpsc::channel();
@@ -151,12 +265,7 @@ impl Conn {
             let shared = shared.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("plugin-host-{pid}-err"))
-                .spawn(move || {
-                    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                        let label = lock(&shared.label).clone();
-                        tracing::warn!(target: "plugin", backend = label, "stderr: {line}");
-                    }
-                });
+                .spawn(move || stderr_loop(&shared, stderr));
         }
 
         let conn = Arc::new(Conn {
@@ -296,6 +405,53 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// Stop a flooding child: the reason is what the calls in flight report.
+fn stop_flooding(shared: &Shared, reason: String) {
+    let label = lock(&shared.label).clone();
+    tracing::error!(target: "plugin", backend = label, "stopping the plugin host: {reason}");
+    lock(&shared.stopped).get_or_insert(reason);
+    kill(&mut lock(&shared.child));
+}
+
+/// Logs the child's stderr, line by line, cut at [`MAX_STDERR_LINE`]; stops a flooding child.
+fn stderr_loop(shared: &Shared, stderr: std::process::ChildStderr) {
+    let mut reader = BufReader::new(stderr);
+    let mut buf = Vec::new();
+    let mut chatter = Chatter::new();
+    loop {
+        let cut = match read_line_bounded(&mut reader, MAX_STDERR_LINE, &mut buf) {
+            Ok(false) => return,
+            Ok(true) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                buf.truncate(MAX_STDERR_LINE);
+                match skip_line(&mut reader, MAX_MESSAGE_BYTES) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        stop_flooding(
+                            shared,
+                            format!("it wrote a stderr line longer than {MAX_MESSAGE_BYTES} bytes"),
+                        );
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+            Err(_) => return,
+        };
+        if chatter.flooding() {
+            stop_flooding(
+                shared,
+                format!("it flooded stderr (more than {MAX_CHATTER_PER_MINUTE} lines in a minute)"),
+            );
+            return;
+        }
+        let label = lock(&shared.label).clone();
+        let line = String::from_utf8_lossy(&buf);
+        let more = if cut { " […]" } else { "" };
+        tracing::warn!(target: "plugin", backend = label, "stderr: {line}{more}");
+    }
+}
+
 /// Reads the child's stdout until EOF, routing messages; then records how the child ended
 /// and fails every pending call.
 fn read_loop(
@@ -304,11 +460,29 @@ fn read_loop(
     hello: mpsc::Sender<Result<PluginMetadata, LoadError>>,
 ) {
     let mut hello = Some(hello);
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        let msg: Message = match serde_json::from_str(&line) {
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    let mut chatter = Chatter::new();
+    loop {
+        match read_line_bounded(&mut reader, MAX_MESSAGE_BYTES, &mut buf) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                stop_flooding(
+                    &shared,
+                    format!("it sent a message longer than {MAX_MESSAGE_BYTES} bytes"),
+                );
+                break;
+            }
+            Err(_) => break,
+        }
+        let msg: Message = match serde_json::from_slice(&buf) {
             Ok(m) => m,
             Err(e) => {
+                if chatter.flooding() {
+                    stop_flooding(&shared, "it flooded stdout with bad lines".into());
+                    break;
+                }
                 let label = lock(&shared.label).clone();
                 tracing::warn!(target: "plugin", backend = label, "bad line from plugin host: {e}");
                 continue;
@@ -332,6 +506,15 @@ fn read_loop(
                 target,
                 message,
             } => {
+                if chatter.flooding() {
+                    stop_flooding(
+                        &shared,
+                        format!(
+                            "it flooded the log (more than {MAX_CHATTER_PER_MINUTE} messages in a minute)"
+                        ),
+                    );
+                    break;
+                }
                 emit_log(level, &target, &message);
                 continue;
             }
@@ -363,6 +546,10 @@ fn read_loop(
             }
             Err(e) => break format!("lost ({e})"),
         }
+    };
+    let detail = match lock(&shared.stopped).take() {
+        Some(reason) => format!("stopped by the agent: {reason}"),
+        None => detail,
     };
     *lock(&shared.exit) = Some(detail.clone());
     for (_, tx) in lock(&shared.pending).drain() {

@@ -277,7 +277,7 @@ impl Registry {
         if !meta.is_dir() {
             return Err(format!("{}: not a folder", dir.display()));
         }
-        security::check_trusted(dir).map_err(|e| e.to_string())
+        security::check_trusted_dir(dir).map_err(|e| e.to_string())
     }
 
     fn list_dir(&self) -> Vec<PathBuf> {

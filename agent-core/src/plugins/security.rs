@@ -2,12 +2,16 @@
 //!
 //! Invariants:
 //! * The agent runs privileged; a plugin folder or file that someone else can write is a
-//!   privilege escalation. On Unix, the folder and every plugin file must be owned by root or
-//!   by the agent's effective user, and must not be writable by group or others. These checks
-//!   run before any byte of the plugin is mapped. On Windows, the owner and the DACL are
-//!   checked the same way (`security_windows`).
-//! * The bytes that are hashed are the bytes written to the cache (read once), so the hash
-//!   names exactly the code that is loaded.
+//!   privilege escalation. On Unix, the folder, every folder above it, and every plugin file
+//!   must be owned by root or by the agent's effective user, and must not be writable by group
+//!   or others (a root-owned sticky folder such as `/tmp` is accepted as an ancestor: nobody
+//!   else can rename what is in it). These checks run before any byte of the plugin is mapped.
+//!   On Windows, the owner and the DACL of the folder and files are checked the same way
+//!   (`security_windows`); ancestors are not checked there yet.
+//! * A plugin file is opened once with `O_NOFOLLOW` (a symlink is refused); the checks run on
+//!   that descriptor (`fstat`) and the bytes hashed are read from it and written to the
+//!   cache, so the hash names exactly the code that is loaded and no path lookup can be
+//!   swapped between the check and the read.
 //! * Cache files are written to a temporary name then renamed: a loaded copy is never
 //!   overwritten in place (that segfaults the process that mapped it).
 
@@ -39,6 +43,8 @@ pub enum TrustError {
     NoDacl { path: String },
     #[error("{path}: not a regular file")]
     NotAFile { path: String },
+    #[error("{path}: a symbolic link; plugin files are never followed, copy the file instead")]
+    Symlink { path: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -59,6 +65,66 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrustError + '_ {
 pub fn check_trusted(path: &Path) -> Result<(), TrustError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     check_meta(path, &meta)
+}
+
+/// [`check_trusted`] on `dir` and on every folder above it (resolved): whoever can write a
+/// parent can swap the whole folder.
+pub fn check_trusted_dir(dir: &Path) -> Result<(), TrustError> {
+    check_trusted(dir)?;
+    check_ancestors(dir)
+}
+
+#[cfg(unix)]
+fn check_ancestors(path: &Path) -> Result<(), TrustError> {
+    use std::os::unix::fs::MetadataExt;
+    let real = fs::canonicalize(path).map_err(io_err(path))?;
+    for ancestor in real.ancestors().skip(1) {
+        let meta = fs::metadata(ancestor).map_err(io_err(ancestor))?;
+        // A root-owned sticky folder (/tmp): others may create entries, not replace ours.
+        let sticky_root = meta.uid() == 0 && meta.mode() & 0o1000 != 0;
+        if sticky_root {
+            continue;
+        }
+        check_meta(ancestor, &meta)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_ancestors(_path: &Path) -> Result<(), TrustError> {
+    Ok(())
+}
+
+/// Open a plugin file without following a symlink, check the open descriptor (owner, mode,
+/// regular file) and read it whole from that same descriptor.
+pub fn read_trusted_file(path: &Path) -> Result<Vec<u8>, TrustError> {
+    use std::io::Read;
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return TrustError::Symlink {
+                path: path.display().to_string(),
+            };
+        }
+        io_err(path)(e)
+    })?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(TrustError::NotAFile {
+            path: path.display().to_string(),
+        });
+    }
+    check_meta(path, &meta)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(io_err(path))?;
+    Ok(bytes)
 }
 
 #[cfg(unix)]
@@ -146,7 +212,7 @@ pub struct CachedCopy {
 /// Read `original`, hash it and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
 /// `cache_dir` must come from [`prepare_cache_dir`] (absolute, private).
 pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, TrustError> {
-    let bytes = fs::read(original).map_err(io_err(original))?;
+    let bytes = read_trusted_file(original)?;
     let hash = sha256_hex(&bytes);
     let stem = original
         .file_stem()
@@ -218,6 +284,38 @@ mod tests {
         );
         fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
         check_trusted(&f).unwrap();
+    }
+
+    /// Issue 12 item 7: a symlinked plugin file is not followed, even to a trusted file.
+    #[test]
+    fn a_symlinked_plugin_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = prepare_cache_dir(&dir.path().join("cache")).unwrap();
+        let link = dir.path().join("libx.so");
+        std::os::unix::fs::symlink("/usr/bin/true", &link).unwrap();
+        let err = copy_to_cache(&link, &cache).unwrap_err().to_string();
+        assert!(err.contains("a symbolic link"), "{err}");
+        assert_eq!(fs::read_dir(&cache).unwrap().count(), 0);
+    }
+
+    /// Issue 12 item 7: a folder below one that another user can write is refused.
+    #[test]
+    fn a_plugins_folder_under_a_foreign_parent_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().join("parent");
+        let plugins = parent.join("plugins");
+        fs::create_dir_all(&plugins).unwrap();
+        check_trusted_dir(&plugins).unwrap();
+        std::os::unix::fs::chown(&parent, Some(65534), Some(65534)).unwrap();
+        let err = check_trusted_dir(&plugins).unwrap_err().to_string();
+        assert!(err.contains("owned by uid 65534"), "{err}");
+        std::os::unix::fs::chown(&parent, Some(0), Some(0)).unwrap();
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_dir(&plugins).unwrap_err().to_string();
+        assert!(
+            err.contains("writable by group or others (mode 0777)"),
+            "{err}"
+        );
     }
 
     #[test]

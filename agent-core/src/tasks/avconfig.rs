@@ -1,5 +1,7 @@
-//! `-t AVConfig`: apply a server-defined configuration (when the server has one), then report
-//! the backend's configuration as POST api/avconfigs `[{attr, value}]`.
+//! `-t AVConfig`: apply a server-defined configuration (when the server has one and
+//! `[avconfig] apply` is not `false`), then report the backend's configuration as POST
+//! api/avconfigs `[{attr, value}]`. The backend applies only its allow-list of tuning options
+//! and rejects everything else as "not changeable remotely".
 //!
 //! The shipped plugin answers 400 to GET api/avconfigs: that means "nothing defined", silently.
 //! The report is sent only when the configuration changed since the last one queued (a hash in
@@ -22,7 +24,14 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     agent.flush_outbox(ctx).await?;
     let (_registry, backend) = ctx.backend()?;
 
-    let wanted = server_config(&agent).await?;
+    let wanted = if ctx.config.avconfig.apply {
+        server_config(&agent).await?
+    } else {
+        tracing::info!(
+            "[avconfig] apply = false: the server's configuration is not applied, only reported"
+        );
+        None
+    };
     let b = backend.clone();
     let mut current = blocking(move || b.config_get()).await??;
     let mut problems = Vec::new();

@@ -124,6 +124,11 @@ async fn antivirus_identity(ctx: &Context) -> AntivirusInfo {
 fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
     let state_file = ctx.config.state_dir.join(KEY_FILE);
     let (raw, source) = if let Some(k) = &ctx.cli.options.key {
+        if key_on_command_line(std::env::args_os()) {
+            tracing::warn!(
+                "the enrollment key was given with -k/--key: every local user can read the command line (/proc/<pid>/cmdline, ps); use ARMADITO_AGENT_KEY, --key-file FILE or --key-file - (stdin) instead"
+            );
+        }
         (k.clone(), KeySource::Argument)
     } else if let Some(f) = &ctx.cli.options.key_file {
         (read_key_file(f)?, KeySource::ExplicitFile(f.clone()))
@@ -134,7 +139,7 @@ fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
         )
     } else {
         return Err(AgentError::Usage(format!(
-            "no enrollment key: use -k KEY, ARMADITO_AGENT_KEY, --key-file FILE or put it in {}",
+            "no enrollment key: use --key-file FILE (or - for stdin), ARMADITO_AGENT_KEY, or put it in {}",
             state_file.display()
         )));
     };
@@ -152,7 +157,24 @@ fn find_key(ctx: &Context) -> Result<(EnrollmentKey, KeySource), AgentError> {
     Ok((key, source))
 }
 
+/// Whether the key came from argv (as opposed to `ARMADITO_AGENT_KEY`, which clap also maps
+/// to `--key`).
+fn key_on_command_line(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == "-k" || a == "--key" || a.starts_with("--key=") || (a.starts_with("-k") && a.len() > 2)
+    })
+}
+
+/// `-` reads the key from stdin (one line), so it never appears in argv or the environment.
 fn read_key_file(path: &Path) -> Result<String, AgentError> {
+    if path == Path::new("-") {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| {
+            AgentError::Usage(format!("cannot read the enrollment key from stdin: {e}"))
+        })?;
+        return Ok(line);
+    }
     std::fs::read_to_string(path).map_err(|e| {
         AgentError::Usage(format!(
             "cannot read enrollment key file {}: {e}",

@@ -1,10 +1,30 @@
 //! `armadito-agent queue` and `armadito-agent outbox`: what the agent holds, for admins.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::app::{AgentError, Context};
 use crate::store::{DB_FILE, OutboxMessage, StoredJob, UnreportableJob};
 use crate::wire::UnixTime;
+
+/// Text from the server (job types, error messages) as it may reach an admin's terminal:
+/// control characters (ESC sequences that move the cursor, rewrite the title or the screen,
+/// C1 controls, newlines that forge rows) are shown escaped (`\u{1b}`), everything else as is.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 fn time(t: Option<i64>) -> String {
     t.and_then(|s| UnixTime::new(s).ok())
@@ -53,25 +73,27 @@ pub fn queue(ctx: &Context, json: bool) -> Result<(), AgentError> {
             j.job_id,
             j.state.as_str(),
             if j.job_type.is_empty() {
-                "?"
+                "?".into()
             } else {
-                &j.job_type
+                terminal_safe(&j.job_type)
             },
             priority,
             j.attempts,
             time(Some(j.received_at)),
             time(j.finished_at),
-            j.last_error
-                .as_deref()
-                .or(j.invalid.as_deref())
-                .unwrap_or("")
+            terminal_safe(
+                j.last_error
+                    .as_deref()
+                    .or(j.invalid.as_deref())
+                    .unwrap_or("")
+            )
         );
     }
     for u in &view.unreportable {
         println!(
             "unreportable job received {}: {}",
             time(Some(u.received_at)),
-            u.reason
+            terminal_safe(&u.reason)
         );
     }
     if view.jobs.is_empty() && view.unreportable.is_empty() {
@@ -98,16 +120,30 @@ pub fn outbox(ctx: &Context, json: bool) -> Result<(), AgentError> {
             "{:>6}  {:<13}  {:<10}  {:>6}  {:>8}  {:<19}  {:<19}  {}",
             m.id,
             m.kind.as_str(),
-            m.endpoint,
+            terminal_safe(&m.endpoint),
             m.job_id.map_or("-".into(), |j| j.to_string()),
             m.attempts,
             time(Some(m.created_at)),
             time(Some(m.next_try_at)),
-            m.last_error.as_deref().unwrap_or("")
+            terminal_safe(m.last_error.as_deref().unwrap_or(""))
         );
     }
     if msgs.is_empty() {
         println!("(nothing pending)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(terminal_safe("plain é text"), "plain é text");
+        assert_eq!(
+            terminal_safe("Wipe\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nfake row\u{9b}"),
+            "Wipe\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\r\\nfake row\\u{9b}"
+        );
+    }
 }

@@ -32,3 +32,20 @@ pub fn list_backends(ctx: &Context) -> Result<(), AgentError> {
     }
     Ok(())
 }
+
+/// `armadito-agent backend install-hook`: the backend's `install-virusevent-hook` extension
+/// method, run locally by an administrator (the server never triggers it).
+pub fn install_hook(ctx: &Context, force: bool) -> Result<(), AgentError> {
+    let (_registry, backend) = ctx.backend()?;
+    let result = backend.invoke(
+        "install-virusevent-hook",
+        &serde_json::json!({ "force": force }),
+        &mut |_| {},
+        &crate::plugins::CancelToken::new(),
+    )?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).map_err(|e| AgentError::Task(e.to_string()))?
+    );
+    Ok(())
+}

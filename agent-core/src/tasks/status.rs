@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<(), AgentError> {
             "enrolled:      agent id {}, scheduler id {} (server {}, since {})",
             e.agent_id,
             e.scheduler_id,
-            crate::transport::redact_url(&e.server),
+            super::inspect::terminal_safe(&crate::transport::redact_url(&e.server)),
             crate::wire::UnixTime::new(e.enrolled_at)
                 .map(|t| t.mysql_datetime_utc() + " UTC")
                 .unwrap_or_default()

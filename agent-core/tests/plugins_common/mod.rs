@@ -24,6 +24,7 @@ pub const PLUGINS: &[&str] = &[
     "panics",
     "segfaults",
     "hangs",
+    "floods",
     "new-fails",
     "old-interface",
     "new-interface",

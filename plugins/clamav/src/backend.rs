@@ -20,7 +20,7 @@ use armadito_plugin_api::model::{
 };
 
 use crate::alerts::{self, AlertsError};
-use crate::clamd::{ClamdError, Client, Endpoint, Timeouts};
+use crate::clamd::{ClamdError, Client, Endpoint, Timeouts, trust};
 use crate::config::{self, ApplyOptions, ApplyOutcome, ClamdConf, ConfigError};
 use crate::scan::{self, ScanError, ScanObserver, ScanOptions};
 use crate::settings::{self, AlertSource, ScanMode, Settings, SettingsError};
@@ -154,10 +154,10 @@ impl ClamavBackend {
                 out.push(Endpoint::Tcp(tcp_endpoint(conf.get("TCPAddr"), port)));
             }
         }
+        // No TCP default: any local user can listen on 127.0.0.1:3310 while clamd is down.
         let defaults = settings::DEFAULT_SOCKETS
             .iter()
-            .map(|s| Endpoint::Unix(PathBuf::from(s)))
-            .chain([Endpoint::Tcp(settings::DEFAULT_TCP.into())]);
+            .map(|s| Endpoint::Unix(PathBuf::from(s)));
         for d in defaults {
             if !out.contains(&d) {
                 out.push(d);
@@ -169,14 +169,42 @@ impl ClamavBackend {
     /// A client for the first endpoint that answers PING.
     pub fn client(&self) -> Result<Client, ClamdError> {
         let conf = self.clamd_conf();
-        Client::first_reachable(&self.endpoint_candidates(conf.as_ref()), self.timeouts())
+        self.reachable(conf.as_ref())
+    }
+
+    /// The first trusted endpoint that answers PING: unix sockets must belong to root or to
+    /// clamd.conf's `User` ([`trust`]); a refused one is skipped and named in the error.
+    pub fn reachable(&self, conf: Option<&ClamdConf>) -> Result<Client, ClamdError> {
+        let user = conf.and_then(|c| c.get("User"));
+        let mut refused = None;
+        let trusted: Vec<Endpoint> = self
+            .endpoint_candidates(conf)
+            .into_iter()
+            .filter(|e| match e {
+                Endpoint::Unix(path) if path.exists() => match trust::check_socket(path, user) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        refused = Some(ClamdError::Untrusted {
+                            endpoint: e.clone(),
+                            reason,
+                        });
+                        false
+                    }
+                },
+                _ => true,
+            })
+            .collect();
+        match Client::first_reachable(&trusted, self.timeouts()) {
+            Ok(c) => Ok(c),
+            Err(e) => Err(refused.unwrap_or(e)),
+        }
     }
 
     fn state_options(&self) -> StateOptions {
         StateOptions {
             late_days: self.settings.update_late_days,
             critical_days: self.settings.update_critical_days,
-            onaccess_process: self.settings.onaccess_process.clone(),
+            onaccess_executable: self.settings.onaccess_executable.clone(),
             ..StateOptions::default()
         }
     }
@@ -185,8 +213,7 @@ impl ClamavBackend {
     /// unreachable clamd is reported as a stopped service.
     pub fn state(&self) -> BackendState {
         let conf = self.clamd_conf();
-        let client =
-            Client::first_reachable(&self.endpoint_candidates(conf.as_ref()), self.timeouts());
+        let client = self.reachable(conf.as_ref());
         let probe = Probe::run(client);
         state::collect(probe, conf.as_ref(), &self.state_options(), timeutil::now())
     }
@@ -224,8 +251,7 @@ impl ClamavBackend {
         observer: &dyn ScanObserver,
     ) -> Result<ScanResult, BackendError> {
         let conf = self.clamd_conf();
-        let client =
-            Client::first_reachable(&self.endpoint_candidates(conf.as_ref()), self.timeouts())?;
+        let client = self.reachable(conf.as_ref())?;
         let mut opts = self.scan_options(&client, conf.as_ref());
         apply_request_options(&mut opts, request)?;
         Ok(scan::scan(&client, &opts, request, observer)?)
@@ -287,13 +313,24 @@ impl ClamavBackend {
                     self.endpoint_candidates(conf.as_ref())
                         .into_iter()
                         .next()
-                        .unwrap_or(Endpoint::Tcp(settings::DEFAULT_TCP.into())),
+                        .unwrap_or(Endpoint::Unix(settings::DEFAULT_SOCKETS[0].into())),
                     self.timeouts(),
                 );
                 (client, Duration::from_secs(s.ready_timeout_secs))
             }),
             allow_protected,
+            budget: Some(Duration::from_secs(s.apply_timeout_secs)),
         }
+    }
+
+    /// Roll back a configuration change that a killed process left half done (see
+    /// [`config::apply::recover`]); `Some(note)` when there was one.
+    pub fn recover_interrupted_apply(&self) -> Option<String> {
+        let _guard = self
+            .config_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        config::apply::recover(&self.settings.clamd_conf, &self.apply_options(false))
     }
 
     /// Apply entries to clamd.conf and restart clamd (see [`config::apply`]).
@@ -408,7 +445,19 @@ mod tests {
         assert_eq!(c[0], Endpoint::Unix("/tmp/custom.sock".into()));
         assert_eq!(c[1], Endpoint::Tcp("127.0.0.1:3399".into()));
         assert_eq!(c[2], Endpoint::Unix("/run/clamav/clamd.ctl".into()));
-        assert_eq!(c.last(), Some(&Endpoint::Tcp("127.0.0.1:3310".into())));
+        assert_eq!(
+            c.last(),
+            Some(&Endpoint::Unix("/var/run/clamav/clamd.ctl".into()))
+        );
+        // without TCP in the settings or clamd.conf, TCP is never tried
+        let b = ClamavBackend::from_json(&json!({"clamd_conf": "/nonexistent"})).unwrap();
+        assert!(
+            b.endpoint_candidates(None)
+                .iter()
+                .all(|e| matches!(e, Endpoint::Unix(_))),
+            "{:?}",
+            b.endpoint_candidates(None)
+        );
         let b = ClamavBackend::from_json(&json!({"tcp": "127.0.0.1:1"})).unwrap();
         assert_eq!(
             b.endpoint_candidates(None),

@@ -4,6 +4,8 @@
 //! * argv only: the program is executed directly, never through a shell, so no value from a
 //!   configuration or from GLPI can be interpreted as shell syntax.
 //! * Every run has a deadline; a program that outlives it is killed.
+//! * The program is an absolute path (never looked up in `PATH`) and starts with a cleared
+//!   environment plus [`CHILD_ENV`].
 //! * A program that leaves a daemon behind holding our stdout/stderr pipes (a restart script
 //!   starting clamd) must not hang us: once the program exits, output readers get a short
 //!   grace period and are then abandoned.
@@ -19,10 +21,15 @@ const MAX_OUTPUT: usize = 256 * 1024;
 /// How long to wait for pipe EOF after the program exited.
 const PIPE_GRACE: Duration = Duration::from_millis(500);
 
+/// The whole environment of a child: restart scripts may call other programs.
+pub const CHILD_ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C")];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("empty command line")]
     Empty,
+    #[error("{0}: not an absolute path (programs are never looked up in PATH)")]
+    NotAbsolute(String),
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -79,8 +86,13 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Output, ExecError> {
     if program.is_empty() {
         return Err(ExecError::Empty);
     }
+    if !std::path::Path::new(program).is_absolute() {
+        return Err(ExecError::NotAbsolute(program.clone()));
+    }
     let mut child = Command::new(program)
         .args(args)
+        .env_clear()
+        .envs(CHILD_ENV.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -176,7 +188,7 @@ mod tests {
     #[test]
     fn captures_output_and_status() {
         let out = run(
-            &argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
+            &argv(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]),
             Duration::from_secs(5),
         )
         .unwrap();
@@ -188,14 +200,18 @@ mod tests {
 
     #[test]
     fn arguments_are_not_shell_interpreted() {
-        let out = run(&argv(&["echo", "$(id)", ";", "*"]), Duration::from_secs(5)).unwrap();
+        let out = run(
+            &argv(&["/bin/echo", "$(id)", ";", "*"]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(out.stdout.trim(), "$(id) ; *");
     }
 
     #[test]
     fn timeout_kills() {
         let start = Instant::now();
-        let err = run(&argv(&["sleep", "5"]), Duration::from_millis(200)).unwrap_err();
+        let err = run(&argv(&["/bin/sleep", "5"]), Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, ExecError::Timeout { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(3));
     }
@@ -204,7 +220,7 @@ mod tests {
     fn leftover_daemon_holding_pipes_does_not_hang() {
         let start = Instant::now();
         let out = run(
-            &argv(&["sh", "-c", "sleep 3 & echo started"]),
+            &argv(&["/bin/sh", "-c", "sleep 3 & echo started"]),
             Duration::from_secs(5),
         )
         .unwrap();
@@ -215,6 +231,23 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    /// Issue 12 item 10: a program name is never looked up in PATH, and the child does not
+    /// inherit the agent's environment.
+    #[test]
+    fn programs_by_name_are_refused_and_the_environment_is_cleared() {
+        let err = run(&argv(&["sh", "-c", "true"]), Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, ExecError::NotAbsolute(_)), "{err}");
+        assert!(err.to_string().contains("never looked up in PATH"), "{err}");
+        let out = run(&argv(&["/usr/bin/env"]), Duration::from_secs(5)).unwrap();
+        let mut names: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["LANG", "PATH"], "{}", out.stdout);
     }
 
     #[test]

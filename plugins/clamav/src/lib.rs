@@ -13,8 +13,9 @@
 //! * Nothing that comes from outside the process (clamd replies, files, clamd.conf, the
 //!   settings) is unwrapped: every failure is a typed error or a reported per-file result.
 //! * External programs are run with an argv, never through a shell ([`exec`]).
-//! * Only the endpoints named by the settings, clamd.conf or the Debian defaults are
-//!   contacted; TCP defaults to loopback.
+//! * Only the endpoints named by the settings, clamd.conf or the Debian default sockets are
+//!   contacted; TCP only when configured; a unix socket only when it belongs to root or to
+//!   clamd.conf's `User` (`clamd::trust`).
 
 // The implementation is unix-only (unix sockets, fd passing, inode-based cursors); on other
 // hosts only the plugin shell is built, answering `not-supported`.

@@ -99,6 +99,10 @@ impl Plugin for ClamavPlugin {
     #[cfg(unix)]
     fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
         let backend = ClamavBackend::from_json(&settings)?;
+        // The previous run may have been killed in the middle of a configuration change.
+        if let Some(note) = backend.recover_interrupted_apply() {
+            host.warn(note);
+        }
         host.debug(format!(
             "clamav backend ready (clamd.conf {})",
             backend.clamd_conf_path().display()

@@ -17,10 +17,18 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CLAMD_CONF: &str = "/etc/clamav/clamd.conf";
 /// Unix sockets tried, in order, when neither the settings nor clamd.conf name one.
 pub const DEFAULT_SOCKETS: &[&str] = &["/run/clamav/clamd.ctl", "/var/run/clamav/clamd.ctl"];
-/// TCP endpoint tried last (clamd's documented default port, loopback only).
+/// clamd's documented default TCP endpoint. Never tried unless configured (settings `tcp` or
+/// clamd.conf `TCPSocket`): any local user can listen there while clamd is down.
 pub const DEFAULT_TCP: &str = "127.0.0.1:3310";
-/// Where the VirusEvent hook and its spool live by default.
-pub const DEFAULT_EVENT_DIR: &str = "/var/lib/armadito-agent/clamav";
+/// Helpers run by absolute path only (never looked up in `PATH`, which the agent's caller
+/// controls): Debian's locations by default, configurable.
+pub const DEFAULT_SYSTEMCTL: &str = "/usr/bin/systemctl";
+pub const DEFAULT_CLAMCONF: &str = "/usr/bin/clamconf";
+
+/// Where the VirusEvent hook and its spool live by default: outside the agent's private
+/// (0700) state folder, which clamd's user cannot reach. The hook stays in this root-owned
+/// folder; only `spool/` belongs to clamd's user.
+pub const DEFAULT_EVENT_DIR: &str = "/var/lib/armadito-agent-clamav";
 
 /// How files are handed to clamd during a scan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +60,8 @@ pub enum AlertSource {
 pub struct Settings {
     /// clamd unix socket. Unset: clamd.conf `LocalSocket`, then the Debian defaults.
     pub socket: Option<PathBuf>,
-    /// clamd TCP endpoint `host:port`. Unset: clamd.conf `TCPSocket`/`TCPAddr`, then
-    /// `127.0.0.1:3310`. clamd's TCP socket has no authentication: keep it on loopback.
+    /// clamd TCP endpoint `host:port`. Unset: clamd.conf `TCPSocket`/`TCPAddr`, else no TCP
+    /// at all. clamd's TCP socket has no authentication: keep it on loopback.
     pub tcp: Option<String>,
     /// clamd configuration file (read for AVConfig, limits, LogFile, on-access settings).
     pub clamd_conf: PathBuf,
@@ -92,13 +100,19 @@ pub struct Settings {
     /// Empty = do not restart, report `restart_required`.
     pub restart_command: Vec<String>,
     pub restart_timeout_secs: u64,
+    /// The whole configuration apply (validation, restart, wait, rollback) must fit in this:
+    /// keep it below the agent's `[plugins] call_timeout` (120 s), so the plugin is never
+    /// killed mid-rollback.
+    pub apply_timeout_secs: u64,
     /// How long to wait for clamd to answer PING after a restart.
     pub ready_timeout_secs: u64,
     /// `clamconf` program used to validate a new clamd.conf before it is installed; empty =
     /// no external validation (the built-in option table still applies).
     pub clamconf: String,
-    /// Process name of the on-access scanner.
-    pub onaccess_process: String,
+    /// Executable of the on-access scanner: real-time protection is "on" only when a process
+    /// running this file, as root, exists (a process name proves nothing: anyone can
+    /// start a process called `clamonacc`).
+    pub onaccess_executable: PathBuf,
 }
 
 impl Default for Settings {
@@ -117,19 +131,20 @@ impl Default for Settings {
             progress_interval_ms: 250,
             log_file: None,
             alert_sources: vec![AlertSource::Log, AlertSource::Virusevent],
-            virusevent_spool: PathBuf::from(DEFAULT_EVENT_DIR).join("virusevent.spool"),
+            virusevent_spool: PathBuf::from(DEFAULT_EVENT_DIR).join("spool/virusevent.spool"),
             virusevent_hook: PathBuf::from(DEFAULT_EVENT_DIR).join("virusevent-hook.sh"),
             virusevent_spool_max_bytes: 1024 * 1024,
             alerts_limit: 500,
             update_late_days: 3,
             update_critical_days: 7,
-            restart_command: ["systemctl", "restart", "clamav-daemon"]
+            restart_command: [DEFAULT_SYSTEMCTL, "restart", "clamav-daemon"]
                 .map(String::from)
                 .to_vec(),
             restart_timeout_secs: 60,
+            apply_timeout_secs: 100,
             ready_timeout_secs: 30,
-            clamconf: "clamconf".into(),
-            onaccess_process: "clamonacc".into(),
+            clamconf: DEFAULT_CLAMCONF.into(),
+            onaccess_executable: PathBuf::from("/usr/sbin/clamonacc"),
         }
     }
 }
@@ -168,6 +183,11 @@ impl Settings {
                 "scan_pipeline must be at least 1".into(),
             ));
         }
+        if self.apply_timeout_secs < 2 {
+            return Err(SettingsError::Invalid(
+                "apply_timeout_secs must be at least 2".into(),
+            ));
+        }
         if self.connect_timeout_ms == 0 || self.read_timeout_ms == 0 {
             return Err(SettingsError::Invalid("timeouts must be above 0 ms".into()));
         }
@@ -180,6 +200,20 @@ impl Settings {
         }
         if self.restart_command.first().is_some_and(|p| p.is_empty()) {
             return Err(SettingsError::Invalid("restart_command[0] is empty".into()));
+        }
+        let absolute = |p: &str| std::path::Path::new(p).is_absolute();
+        if let Some(p) = self.restart_command.first()
+            && !absolute(p)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "restart_command[0] = {p:?}: an absolute path is required (programs are never looked up in PATH)"
+            )));
+        }
+        if !self.clamconf.is_empty() && !absolute(&self.clamconf) {
+            return Err(SettingsError::Invalid(format!(
+                "clamconf = {:?}: an absolute path is required (programs are never looked up in PATH)",
+                self.clamconf
+            )));
         }
         Ok(())
     }
@@ -203,7 +237,31 @@ mod tests {
         let s = Settings::from_json(&json!({})).unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!(s.clamd_conf, PathBuf::from("/etc/clamav/clamd.conf"));
-        assert_eq!(s.restart_command[0], "systemctl");
+        assert_eq!(s.restart_command[0], "/usr/bin/systemctl");
+        assert_eq!(s.clamconf, "/usr/bin/clamconf");
+    }
+
+    /// Issue 12 item 10: helpers are never looked up in PATH.
+    #[test]
+    fn helpers_need_absolute_paths() {
+        for (bad, needle) in [
+            (
+                json!({"clamconf": "clamconf"}),
+                "clamconf = \"clamconf\": an absolute path",
+            ),
+            (
+                json!({"restart_command": ["systemctl", "restart", "clamav-daemon"]}),
+                "restart_command[0] = \"systemctl\": an absolute path",
+            ),
+            (
+                json!({"restart_command": ["./restart.sh"]}),
+                "absolute path",
+            ),
+        ] {
+            let e = Settings::from_json(&bad).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        Settings::from_json(&json!({"clamconf": "", "restart_command": []})).unwrap();
     }
 
     #[test]

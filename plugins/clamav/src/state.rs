@@ -30,8 +30,8 @@ pub const DEFAULT_DB_DIR: &str = "/var/lib/clamav";
 pub struct StateOptions {
     pub late_days: u32,
     pub critical_days: u32,
-    /// Process name of the on-access scanner (`clamonacc`).
-    pub onaccess_process: String,
+    /// Executable of the on-access scanner (`/usr/sbin/clamonacc`), run by root.
+    pub onaccess_executable: PathBuf,
     /// `/proc`, replaceable in tests.
     pub proc_root: PathBuf,
 }
@@ -41,7 +41,7 @@ impl Default for StateOptions {
         StateOptions {
             late_days: 3,
             critical_days: 7,
-            onaccess_process: "clamonacc".into(),
+            onaccess_executable: PathBuf::from("/usr/sbin/clamonacc"),
             proc_root: PathBuf::from("/proc"),
         }
     }
@@ -114,8 +114,9 @@ pub fn db_modules(dir: &Path) -> Vec<(String, DbHeader)> {
     found
 }
 
-/// Is a process with this exact name running? `None` when the process table is unreadable.
-pub fn process_running(proc_root: &Path, name: &str) -> Option<bool> {
+/// Is a process with this exact name running? A hint for messages only: any user can name a
+/// process so. `None` when the process table is unreadable.
+pub fn process_named(proc_root: &Path, name: &str) -> Option<bool> {
     let entries = fs::read_dir(proc_root).ok()?;
     Some(entries.flatten().any(|e| {
         e.file_name()
@@ -123,6 +124,22 @@ pub fn process_running(proc_root: &Path, name: &str) -> Option<bool> {
             .bytes()
             .all(|b| b.is_ascii_digit())
             && fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+    }))
+}
+
+/// Is a process owned by root running `executable`? Judged by `/proc/<pid>/exe` (the file
+/// the kernel started, not a name the process can choose) and the owner of `/proc/<pid>`.
+/// `None` when the process table is unreadable.
+pub fn process_running(proc_root: &Path, executable: &Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let entries = fs::read_dir(proc_root).ok()?;
+    Some(entries.flatten().any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            && fs::metadata(e.path()).is_ok_and(|m| m.uid() == 0)
+            && fs::read_link(e.path().join("exe")).is_ok_and(|exe| exe == executable)
     }))
 }
 
@@ -178,7 +195,7 @@ pub fn collect(
         Ok(()) => ServiceStatus::Running,
         Err(e) => {
             details.push(Detail::new("clamd_error", e.to_string()));
-            if process_running(&opts.proc_root, "clamd") == Some(true) {
+            if process_named(&opts.proc_root, "clamd") == Some(true) {
                 // Loading signatures, overloaded, or listening elsewhere: unusable for us
                 // either way, but worth telling the admin.
                 details.push(Detail::new(
@@ -266,7 +283,7 @@ pub fn collect(
                 .collect()
         })
         .unwrap_or_default();
-    let running = process_running(&opts.proc_root, &opts.onaccess_process);
+    let running = process_running(&opts.proc_root, &opts.onaccess_executable);
     st.realtime = match running {
         Some(true) if !include.is_empty() => OnOff::On,
         Some(_) => OnOff::Off,
@@ -354,7 +371,7 @@ mod tests {
         // A fake /proc with clamonacc running.
         let proc_root = dir.path().join("proc");
         fs::create_dir_all(proc_root.join("42")).unwrap();
-        fs::write(proc_root.join("42/comm"), "clamonacc\n").unwrap();
+        std::os::unix::fs::symlink("/usr/sbin/clamonacc", proc_root.join("42/exe")).unwrap();
         let conf = ClamdConf::parse(&format!(
             "DatabaseDirectory {}\nOnAccessIncludePath /home\n",
             db.display()
@@ -389,7 +406,7 @@ mod tests {
     fn onaccess_needs_an_include_path() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("7")).unwrap();
-        fs::write(dir.path().join("7/comm"), "clamonacc\n").unwrap();
+        std::os::unix::fs::symlink("/usr/sbin/clamonacc", dir.path().join("7/exe")).unwrap();
         let st = collect(
             Probe::run(Err(ClamdError::NoneReachable {
                 tried: String::new(),
@@ -403,5 +420,49 @@ mod tests {
             0,
         );
         assert_eq!(st.realtime, OnOff::Off);
+    }
+
+    /// Issue 12 item 9: a process merely *named* clamonacc (any user can start one) does not
+    /// make real-time protection "on": not as another user, not from another executable.
+    #[test]
+    fn a_process_named_clamonacc_is_not_the_on_access_scanner() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("clamonacc");
+        fs::copy("/bin/sleep", &fake).unwrap();
+        let conf = ClamdConf::parse("OnAccessIncludePath /home\n");
+        let state = || {
+            collect(
+                Probe::run(Err(ClamdError::NoneReachable {
+                    tried: String::new(),
+                    last: String::new(),
+                })),
+                Some(&conf),
+                &opts(),
+                0,
+            )
+            .realtime
+        };
+        let check = |mut cmd: std::process::Command, who: &str| {
+            let mut child = cmd.arg("30").spawn().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let comm = fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
+            assert_eq!(comm.trim_end(), "clamonacc", "premise: the name matches");
+            let got = state();
+            let _ = child.kill();
+            let _ = child.wait();
+            assert_eq!(got, OnOff::Off, "{who}");
+        };
+        // root, but not the real executable
+        check(std::process::Command::new(&fake), "root running a copy");
+        // another user running the real clamonacc binary's name (and path, via a copy)
+        let mut as_nobody = std::process::Command::new(&fake);
+        as_nobody.uid(65534).gid(65534);
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        check(as_nobody, "nobody");
     }
 }

@@ -75,6 +75,11 @@ pub fn parse_ctime_prefix(text: &str) -> Option<(Civil, usize)> {
         return None;
     }
     let year: i32 = year.parse().ok()?;
+    // 4-digit years only: `year - 1900` for mktime and the day arithmetic stay in range
+    // whatever a hostile log line says.
+    if !(1900..=9999).contains(&year) {
+        return None;
+    }
     if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
@@ -106,7 +111,7 @@ pub fn local_to_unix(c: Civil) -> Option<i64> {
     // SAFETY: `tm` is a plain C struct; zero is a valid value for every field (tm_zone is a
     // nullable pointer). `mktime` only reads and normalises the struct we own.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    tm.tm_year = c.year - 1900;
+    tm.tm_year = c.year.checked_sub(1900)?;
     tm.tm_mon = c.month as i32 - 1;
     tm.tm_mday = c.day as i32;
     tm.tm_hour = c.hour as i32;
@@ -120,7 +125,7 @@ pub fn local_to_unix(c: Civil) -> Option<i64> {
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year } as i64;
+    let y = i64::from(year) - i64::from(month <= 2);
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
     let m = month as i64;
@@ -159,6 +164,30 @@ mod tests {
         assert_eq!(utc_to_unix(c), 1_795_632_389);
         let (c, _) = parse_ctime_prefix("Thu Nov  5 01:02:03 2026").unwrap();
         assert_eq!((c.day, c.hour), (5, 1));
+    }
+
+    /// Issue 12 item 14: hostile years neither panic nor overflow.
+    #[test]
+    fn extreme_years_are_refused_without_panicking() {
+        for y in ["-2147483648", "2147483647", "0", "99999", "-1"] {
+            let line = format!("Wed Nov 25 18:46:29 {y}");
+            assert_eq!(parse_ctime_local(&line), None, "{line}");
+            assert!(
+                crate::alerts::logfile::parse_line(&format!("{line} -> /a: X FOUND"))
+                    .is_some_and(|d| d.time.is_none())
+            );
+        }
+        let c = Civil {
+            year: i32::MIN,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        assert_eq!(local_to_unix(c), None);
+        let _ = utc_to_unix(c);
+        let _ = days_from_civil(i32::MIN, 1, 1);
     }
 
     #[test]

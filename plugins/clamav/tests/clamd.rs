@@ -462,13 +462,13 @@ fn config_read_and_apply_with_restart() {
     let report = b
         .config_set(&[
             ConfigEntry::new("StreamMaxLength", "4M"),
-            ConfigEntry::new("LogTime", true),
+            ConfigEntry::new("MaxThreads", 4),
             ConfigEntry::new("VirusEvent", "/bin/evil"),
             ConfigEntry::new("NoSuchOption", 1),
         ])
         .unwrap();
     assert_eq!(report.applied, ["StreamMaxLength"]);
-    assert_eq!(report.unchanged, ["LogTime"]);
+    assert_eq!(report.unchanged, ["MaxThreads"]);
     assert_eq!(report.rejected.len(), 2);
     assert!(report.restarted && !report.restart_required);
     assert_ne!(clamd.current_pid(), old_pid, "clamd was restarted");
@@ -480,14 +480,51 @@ fn config_read_and_apply_with_restart() {
     // The new limit is live.
     let after = client.instream(&mut &two_megs[..]).unwrap();
     assert_eq!(after.verdict, Verdict::Clean);
+}
 
-    // A value our table accepts but clamd does not: clamconf refuses it, nothing written.
-    let err = b
-        .config_set(&[ConfigEntry::new("BytecodeSecurity", "Whatever")])
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(err.to_string().contains("BytecodeSecurity"), "{err}");
-    assert_eq!(fs::read_to_string(clamd.conf_path()).unwrap(), text);
+/// Issue 12 item 2: a hostile server cannot make every open() on the host fail while clamd is
+/// down, blind scanning, or relax clamd's trust: only allow-listed tuning options are applied.
+#[test]
+fn remote_config_cannot_block_the_host_or_blind_clamd() {
+    let clamd = Clamd::start();
+    let b = backend(&clamd, json!({}));
+    let old_pid = clamd.current_pid();
+    let original = fs::read_to_string(clamd.conf_path()).unwrap();
+    let hostile = [
+        ConfigEntry::new("OnAccessPrevention", true),
+        ConfigEntry::new("OnAccessDenyOnError", true),
+        ConfigEntry::new("OnAccessMountPath", json!(["/"])),
+        ConfigEntry::new("OnAccessIncludePath", json!(["/"])),
+        ConfigEntry::new("ExcludePath", json!(["^/"])),
+        ConfigEntry::new("BytecodeUnsigned", true),
+        ConfigEntry::new("LeaveTemporaryFiles", true),
+        ConfigEntry::new("Debug", true),
+        ConfigEntry::new("LogFile", "/etc/passwd"),
+        ConfigEntry::new("FollowDirectorySymlinks", true),
+    ];
+    let report = b.config_set(&hostile).unwrap();
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(report.rejected.len(), hostile.len(), "{report:?}");
+    for r in &report.rejected {
+        assert!(r.reason.contains("not changeable remotely"), "{r:?}");
+    }
+    assert!(!report.restarted);
+    assert_eq!(fs::read_to_string(clamd.conf_path()).unwrap(), original);
+    assert_eq!(clamd.current_pid(), old_pid, "clamd was not restarted");
+    // and they are reported read-only
+    let entries = b.config_get().unwrap();
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.attr == "LogFile")
+            .all(|e| e.read_only)
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.attr == "MaxThreads")
+            .all(|e| !e.read_only)
+    );
 }
 
 #[test]
@@ -657,4 +694,226 @@ fn session_pipelining_handles_duplicate_replies() {
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 80, "one result per file");
+}
+
+/// A process pretending to be clamd: answers PING, swallows INSTREAM data and answers
+/// `stream: OK`, and records every byte and connection it gets.
+struct FakeClamd {
+    received: std::sync::Arc<Mutex<Vec<u8>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<AtomicBool>,
+}
+
+impl FakeClamd {
+    fn serve<S: std::io::Read + std::io::Write>(mut s: S, received: &Mutex<Vec<u8>>) {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            if all.starts_with(b"zPING\0") {
+                let _ = s.write_all(b"PONG\0");
+                break;
+            }
+            if all.starts_with(b"zINSTREAM\0") && all.ends_with(&[0, 0, 0, 0]) {
+                let _ = s.write_all(b"stream: OK\0");
+                break;
+            }
+        }
+        received.lock().unwrap().extend_from_slice(&all);
+    }
+
+    fn start(listener: impl FnMut() -> Option<Box<dyn ReadWrite>> + Send + 'static) -> FakeClamd {
+        let received = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (r, c, st) = (received.clone(), connections.clone(), stop.clone());
+        let mut accept = listener;
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match accept() {
+                    Some(s) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        FakeClamd::serve(s, &r);
+                    }
+                    None => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeClamd {
+            received,
+            connections,
+            stop,
+        }
+    }
+
+    fn unix(path: &Path) -> FakeClamd {
+        let l = std::os::unix::net::UnixListener::bind(path).expect("bind fake socket");
+        l.set_nonblocking(true).unwrap();
+        FakeClamd::start(move || {
+            let (s, _) = l.accept().ok()?;
+            s.set_nonblocking(false).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            Some(Box::new(s))
+        })
+    }
+
+    fn tcp(addr: &str) -> FakeClamd {
+        let l = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("this test needs {addr} free: {e}"));
+        l.set_nonblocking(true).unwrap();
+        FakeClamd::start(move || {
+            let (s, _) = l.accept().ok()?;
+            s.set_nonblocking(false).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            Some(Box::new(s))
+        })
+    }
+}
+
+trait ReadWrite: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}
+
+impl Drop for FakeClamd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Issue 12 item 6: when clamd is down, a local user who puts their own socket where clamd's
+/// was must not receive the root-only files the agent streams (INSTREAM) or passes (FILDES).
+#[test]
+fn a_socket_of_another_user_where_clamd_was_gets_no_file_contents() {
+    assert!(
+        is_root(),
+        "this test needs root (it chowns a socket to nobody)"
+    );
+    let mut clamd = Clamd::start();
+    let tree = Tree::new();
+    let secret = tree.file("secret.txt", b"ROOT-ONLY-SECRET-4242\n");
+    tree.chmod("secret.txt", 0o600);
+    let b = backend(&clamd, json!({"scan_mode": "instream"}));
+    // the premise: the real clamd gets the file and answers
+    let r = b.scan(&request(&[&secret]), &Recorder::default()).unwrap();
+    assert_eq!(file(&r, &secret).status, FileStatus::Clean);
+
+    clamd.kill();
+    let _ = fs::remove_file(&clamd.socket);
+    let fake = FakeClamd::unix(&clamd.socket);
+    let nobody = 65534;
+    std::os::unix::fs::chown(&clamd.socket, Some(nobody), Some(nobody)).unwrap();
+
+    let err = b
+        .scan(&request(&[&secret]), &Recorder::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing the socket"), "{err}");
+    assert!(err.contains("not known to be clamd"), "{err}");
+    let got = fake.received.lock().unwrap().clone();
+    assert!(
+        !got.windows(16).any(|w| w == b"ROOT-ONLY-SECRET"),
+        "the fake clamd received the root-only file"
+    );
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert_eq!(b.state().service_status, ServiceStatus::Stopped);
+}
+
+/// Issue 12 item 6: with no TCP configured anywhere, nobody listening on clamd's default port
+/// 127.0.0.1:3310 is ever contacted.
+#[test]
+fn the_default_tcp_port_is_never_tried_unless_configured() {
+    let clamd = Clamd::start();
+    let conf = clamd.dir.join("no-tcp.conf");
+    fs::write(
+        &conf,
+        format!("LocalSocket {}/gone.sock\n", clamd.dir.display()),
+    )
+    .unwrap();
+    let fake = FakeClamd::tcp("127.0.0.1:3310");
+    let b = ClamavBackend::from_json(&json!({
+        "clamd_conf": conf,
+        "connect_timeout_ms": 1000,
+        "read_timeout_ms": 3000,
+    }))
+    .unwrap();
+    assert!(b.client().is_err());
+    assert_eq!(b.state().service_status, ServiceStatus::Stopped);
+    assert_eq!(
+        fake.connections.load(Ordering::SeqCst),
+        0,
+        "the agent talked to 127.0.0.1:3310"
+    );
+}
+
+/// Issue 12 item 3: a restart that hangs cannot make the apply outlive its budget (the agent
+/// would kill the plugin mid-rollback): the previous clamd.conf is back before the budget ends.
+#[test]
+fn a_hung_restart_is_rolled_back_within_the_apply_budget() {
+    let clamd = Clamd::start();
+    let original = fs::read_to_string(clamd.conf_path()).unwrap();
+    let b = backend(
+        &clamd,
+        json!({
+            "restart_command": ["/bin/sleep", "1000"],
+            "restart_timeout_secs": 60,
+            "apply_timeout_secs": 4,
+        }),
+    );
+    let started = Instant::now();
+    let err = b
+        .config_set(&[ConfigEntry::new("MaxThreads", 8)])
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}: {err}");
+    assert!(err.contains("previous clamd.conf restored"), "{err}");
+    assert_eq!(fs::read_to_string(clamd.conf_path()).unwrap(), original);
+    assert!(
+        !armadito_backend_clamav::config::apply::backup_path(&clamd.conf_path()).exists(),
+        "no backup left behind"
+    );
+    assert!(b.client().is_ok(), "clamd still runs with the old file");
+}
+
+/// Issue 12 item 14: clamd logs file names raw, so a user who names a detected file
+/// `evil\n<ctime> -> /home/ceo/report.docx` gets a log line that reads as a detection in the
+/// CEO's file at a chosen time. The agent reports the real path and time instead.
+#[test]
+fn a_newline_in_a_file_name_cannot_forge_a_detection_in_clamds_log() {
+    let clamd = Clamd::start();
+    let b = backend(&clamd, json!({"alert_sources": ["log"]}));
+    let tree = Tree::new();
+    let forged = "evil\nMon Jan  5 03:00:00 2026 -> /home/ceo/report.docx";
+    let file = tree.file(forged, &eicar());
+    let r = b.scan(&request(&[&file]), &Recorder::default()).unwrap();
+    assert_eq!(r.malware, 1, "{r:#?}");
+    let log = clamd.log_path();
+    wait_for(&clamd, || {
+        fs::read_to_string(&log).is_ok_and(|s| s.contains("report.docx"))
+    });
+    // the premise: clamd really wrote the forged-looking line
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("Mon Jan  5 03:00:00 2026 -> /home/ceo/report.docx: ")
+                && l.ends_with(" FOUND")
+        ),
+        "{text}"
+    );
+    let page = b.alerts(&AlertsQuery::default()).unwrap();
+    let hits: Vec<_> = page
+        .detections
+        .iter()
+        .filter(|d| d.file_path.contains("report.docx"))
+        .collect();
+    assert!(!hits.is_empty(), "{page:#?}");
+    for d in hits {
+        assert_eq!(d.file_path, file.to_string_lossy(), "{d:?}");
+        assert!(
+            (d.detection_time - armadito_backend_clamav::timeutil::now()).abs() < 600,
+            "the real time, not the forged one: {d:?}"
+        );
+    }
 }

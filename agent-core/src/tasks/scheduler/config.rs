@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::model::{
-    CronExpr, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry, validate_logfile,
-    validate_user,
+    CronExpr, DEFAULT_MAX_PERIOD, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry,
+    validate_logfile, validate_user,
 };
 
 /// How the schedule is installed. A long-running daemon mode (the agent's own timer loop)
@@ -102,7 +102,15 @@ pub struct ScheduleConfig {
     pub user: String,
     /// Per-task overrides of the built-in table.
     pub tasks: BTreeMap<ScheduledTask, TaskSettings>,
+    /// Seconds: a frequency or spread defined on the server is accepted only if the task still
+    /// runs at least once per this period (Scheduler: at most 6 h whatever this says).
+    pub max_period: u64,
+    /// `systemctl` (systemd mode), by absolute path: never looked up in `PATH`.
+    pub systemctl: PathBuf,
 }
+
+/// Where Debian (merged /usr) and most distributions install systemctl.
+pub const DEFAULT_SYSTEMCTL: &str = "/usr/bin/systemctl";
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
@@ -116,6 +124,8 @@ impl Default for ScheduleConfig {
             },
             user: "root".into(),
             tasks: BTreeMap::new(),
+            max_period: DEFAULT_MAX_PERIOD,
+            systemctl: PathBuf::from(DEFAULT_SYSTEMCTL),
         }
     }
 }
@@ -136,6 +146,12 @@ impl ScheduleConfig {
         validate_user(&self.user).map_err(|e| format!("[schedule] user {:?}: {e}", self.user))?;
         validate_logfile(&self.logfile)
             .map_err(|e| format!("[schedule] logfile {:?}: {e}", self.logfile))?;
+        if self.max_period < 60 {
+            return Err(format!(
+                "[schedule] max_period = {}: at least 60 seconds",
+                self.max_period
+            ));
+        }
         let mut tasks = BTreeMap::new();
         for task in ScheduledTask::ALL {
             let mut entry: TaskEntry = task.default_entry();

@@ -220,8 +220,12 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     // Every local check before the first request.
     mode.available().map_err(AgentError::Usage)?;
     let installer = match mode {
-        ScheduleMode::Cron => Installer::Cron(files::Target::new(&cfg.root)?),
-        ScheduleMode::Systemd => Installer::Systemd(files::Target::new(&cfg.root)?),
+        ScheduleMode::Cron => {
+            Installer::Cron(files::Target::new(&cfg.root)?.with_systemctl(&cfg.systemctl)?)
+        }
+        ScheduleMode::Systemd => {
+            Installer::Systemd(files::Target::new(&cfg.root)?.with_systemctl(&cfg.systemctl)?)
+        }
         ScheduleMode::Schtasks => Installer::Schtasks,
     };
     let cmd = AgentCommand::current(ctx.cli.options.config.as_deref())?;
@@ -235,7 +239,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         })?;
     }
     let rejected = match server_schedule(&agent).await {
-        Some(entries) => schedule.apply_server(&entries, &|f| supported(mode, f)),
+        Some(entries) => schedule.apply_server(&entries, &|f| supported(mode, f), cfg.max_period),
         None => Vec::new(),
     };
     for r in &rejected {

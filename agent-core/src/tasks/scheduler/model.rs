@@ -377,6 +377,78 @@ pub fn progression(mask: u64, high: u8) -> Option<(u8, u8)> {
     (v == expected).then_some((start, step))
 }
 
+// ---- how often an expression fires ------------------------------------------------------------
+
+/// Default `[schedule] max_period`: a server-defined task must run at least once a day.
+pub const DEFAULT_MAX_PERIOD: u64 = 86_400;
+/// The Scheduler task (which fetches the server's schedule) must run at least every 6 hours,
+/// whatever `max_period` says, so a fleet can always be reconfigured the same day.
+pub const SCHEDULER_MAX_PERIOD: u64 = 6 * 3600;
+
+/// The longest accepted interval between two runs of `task` set by the server.
+pub fn bound_for(task: ScheduledTask, max_period: u64) -> u64 {
+    match task {
+        ScheduledTask::Scheduler => max_period.min(SCHEDULER_MAX_PERIOD),
+        _ => max_period,
+    }
+}
+
+/// The longest time in seconds between two consecutive runs of `freq`, over the 28-year cycle
+/// after which weekdays and leap years repeat (2001-2028, no skipped century leap year), or
+/// `None` when it never runs (`0 0 31 2 *`).
+pub fn max_gap_secs(freq: &CronExpr) -> Option<u64> {
+    const CYCLE_DAYS: u64 = 10_227;
+    let mut times: Vec<u64> = Vec::new();
+    for h in values(freq.hours()) {
+        for m in values(freq.minutes()) {
+            times.push(u64::from(h) * 60 + u64::from(m));
+        }
+    }
+    let (&first, &last) = (times.first()?, times.last()?);
+    let mut gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    // 2001-01-01 was a Monday (dow 1).
+    let mut matching: Vec<u64> = Vec::new();
+    let mut day = 0u64;
+    for year in 2001u32..2029 {
+        let leap = year % 4 == 0;
+        for month in 1u32..=12 {
+            let len = match month {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            for dom in 1..=len {
+                let dow = ((day + 1) % 7) as u32;
+                if freq.matches(first as u32 % 60, first as u32 / 60, dom, month, dow) {
+                    matching.push(day);
+                }
+                day += 1;
+            }
+        }
+    }
+    debug_assert_eq!(day, CYCLE_DAYS);
+    let (&d0, &dn) = (matching.first()?, matching.last()?);
+    let day_gaps = matching
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain(std::iter::once(d0 + CYCLE_DAYS - dn));
+    for d in day_gaps {
+        gap = gap.max(d * 1440 + first - last);
+    }
+    Some(gap * 60)
+}
+
+/// `90000` → `"25h"`, `600` → `"10min"`: for messages.
+fn human_secs(s: u64) -> String {
+    match s {
+        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 // ---- arguments, user, log file ------------------------------------------------------------------
 
 /// Largest `--wait-rand` accepted (one day): spreading beyond that is certainly a mistake.
@@ -552,12 +624,16 @@ pub type Capability<'a> = &'a dyn Fn(&CronExpr) -> Result<(), String>;
 
 impl Schedule {
     /// Overlays the server's `{attr, value}` entries (old agent names, server-api.md §3.8).
-    /// Server values win over local ones, except that a task disabled locally stays disabled.
+    /// The server may set only each task's frequency and spread, and only values that run the
+    /// task at least once per `max_period` seconds (Scheduler: at least every
+    /// [`SCHEDULER_MAX_PERIOD`]), so no schedule can switch a fleet off; the user and the log
+    /// file come from agent.toml only. A task disabled locally stays disabled.
     /// Returns what was rejected; a rejected entry leaves the local value in force.
     pub fn apply_server(
         &mut self,
         entries: &[AttrValue],
         supported: Capability<'_>,
+        max_period: u64,
     ) -> Vec<Rejected> {
         let mut rejected = Vec::new();
         let mut applied = 0usize;
@@ -576,7 +652,7 @@ impl Schedule {
                     continue;
                 }
             };
-            match self.apply_one(&e.attr, value, supported) {
+            match self.apply_one(&e.attr, value, supported, max_period) {
                 Ok(()) => applied += 1,
                 Err(reason) => rejected.push(reject(&e.attr, value, &reason)),
             }
@@ -592,19 +668,14 @@ impl Schedule {
         attr: &str,
         value: &str,
         supported: Capability<'_>,
+        max_period: u64,
     ) -> Result<(), String> {
-        match attr {
-            "scheduler:user" => {
-                validate_user(value)?;
-                self.user = value.to_string();
-                return Ok(());
-            }
-            "scheduler:logfile" => {
-                validate_logfile(value)?;
-                self.logfile = value.to_string();
-                return Ok(());
-            }
-            _ => {}
+        // The user and the log file decide what root writes where (the scheduled command
+        // appends output carrying server text to the log file): agent.toml only.
+        if matches!(attr, "scheduler:user" | "scheduler:logfile") {
+            return Err(
+                "not changeable remotely (set [schedule] user / logfile in agent.toml)".into(),
+            );
         }
         let Some(rest) = attr.strip_prefix("scheduler:task:") else {
             return Err("unknown attribute".into());
@@ -625,10 +696,33 @@ impl Schedule {
         match key {
             "freq" => {
                 let freq = CronExpr::parse(value).map_err(|e| e.to_string())?;
+                let bound = bound_for(task, max_period);
+                match max_gap_secs(&freq) {
+                    Some(gap) if gap <= bound => {}
+                    Some(gap) => {
+                        return Err(format!(
+                            "runs only every {} at worst; a server-defined {task} must run at least every {}",
+                            human_secs(gap),
+                            human_secs(bound)
+                        ));
+                    }
+                    None => return Err("never runs".into()),
+                }
                 supported(&freq)?;
                 entry.freq = freq;
             }
-            "args" => entry.wait_rand = parse_args(value)?,
+            "args" => {
+                let wait_rand = parse_args(value)?;
+                let bound = bound_for(task, max_period);
+                if wait_rand.is_some_and(|n| n >= bound) {
+                    return Err(format!(
+                        "a spread of {} s delays {task} beyond its maximum period ({})",
+                        wait_rand.unwrap_or_default(),
+                        human_secs(bound)
+                    ));
+                }
+                entry.wait_rand = wait_rand;
+            }
             _ => return Err("unknown attribute (expected …:freq or …:args)".into()),
         }
         Ok(())
@@ -920,7 +1014,7 @@ mod tests {
             AttrValue::new("scheduler:source", "local"),
             AttrValue::new("scheduler:rejected", ""),
         ];
-        let rejected = s.apply_server(&entries, &any);
+        let rejected = s.apply_server(&entries, &any, DEFAULT_MAX_PERIOD);
         assert_eq!(s.source, Source::Server);
         assert_eq!(
             s.tasks[&ScheduledTask::Getjobs].freq.as_str(),
@@ -955,7 +1049,7 @@ mod tests {
         let line = rejected[3].to_string();
         assert_eq!(
             line,
-            "scheduler:user = \"root\\n* * * * * root id\": a user name is 1-32 characters among a-z, 0-9, '_' and '-', not starting with a digit or '-'"
+            "scheduler:user = \"root\\n* * * * * root id\": not changeable remotely (set [schedule] user / logfile in agent.toml)"
         );
     }
 
@@ -970,8 +1064,9 @@ mod tests {
             }
         };
         let rejected = s.apply_server(
-            &[AttrValue::new("scheduler:task:Getjobs:freq", "0 3 * * 1")],
+            &[AttrValue::new("scheduler:task:Getjobs:freq", "0 3 * * *")],
             &only_every_minute,
+            DEFAULT_MAX_PERIOD,
         );
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].reason, "not expressible");
@@ -988,6 +1083,7 @@ mod tests {
                 "*/5 * * * *",
             )],
             &any,
+            DEFAULT_MAX_PERIOD,
         );
         assert!(rejected.is_empty());
         assert!(!s.tasks[&ScheduledTask::AvConfig].enabled);
@@ -1015,6 +1111,82 @@ mod tests {
         assert_eq!(get("scheduler:source"), Some("local"));
         assert_eq!(get("scheduler:rejected"), Some(""));
         assert_eq!(pairs.len(), 2 + 12 + 3);
+    }
+
+    #[test]
+    fn gaps_follow_the_calendar() {
+        let gap = |s: &str| max_gap_secs(&ok(s));
+        assert_eq!(gap("* * * * *"), Some(60));
+        assert_eq!(gap("*/20 * * * *"), Some(1200));
+        assert_eq!(gap("15 */6 * * *"), Some(6 * 3600));
+        assert_eq!(gap("0 3 * * *"), Some(86_400));
+        assert_eq!(gap("0 22,2 * * *"), Some(20 * 3600));
+        assert_eq!(gap("0 0 * * 1-5"), Some(3 * 86_400), "Friday to Monday");
+        assert_eq!(gap("0 0 1 * *"), Some(31 * 86_400));
+        assert_eq!(gap("0 0 29 2 *"), Some(1461 * 86_400), "leap days only");
+        assert_eq!(gap("0 0 31 2 *"), None);
+        assert_eq!(gap("0 0 30 2 *"), None);
+        // either-day rule: the 31st OR a Monday
+        assert_eq!(gap("0 0 31 * 1"), Some(7 * 86_400));
+    }
+
+    #[test]
+    fn server_cannot_switch_a_task_off_or_move_its_output() {
+        let mut s = local();
+        let rejected = s.apply_server(
+            &[
+                AttrValue::new("scheduler:logfile", "/root/.bashrc"),
+                AttrValue::new("scheduler:logfile", "/etc/profile.d/x.sh"),
+                AttrValue::new("scheduler:user", "nobody"),
+                AttrValue::new("scheduler:task:Getjobs:freq", "0 0 31 2 *"),
+                AttrValue::new("scheduler:task:State:freq", "0 0 1 * *"),
+                AttrValue::new("scheduler:task:Scheduler:freq", "0 0 * * *"),
+                AttrValue::new("scheduler:task:Runjobs:args", "-wr 86400"),
+                AttrValue::new("scheduler:task:Scheduler:args", "-wr 21600"),
+                // within bounds: applied
+                AttrValue::new("scheduler:task:Alerts:freq", "0 3 * * *"),
+                AttrValue::new("scheduler:task:AVConfig:freq", "0 */6 * * *"),
+                AttrValue::new("scheduler:task:Scheduler:freq", "0 */3 * * *"),
+            ],
+            &any,
+            DEFAULT_MAX_PERIOD,
+        );
+        let reasons: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
+        assert_eq!(rejected.len(), 8, "{reasons:#?}");
+        assert!(
+            reasons[0].contains("not changeable remotely"),
+            "{reasons:?}"
+        );
+        assert!(reasons[3].contains("never runs"), "{reasons:?}");
+        assert!(
+            reasons[5].contains("Scheduler must run at least every 6h"),
+            "{reasons:?}"
+        );
+        let defaults = local();
+        assert_eq!((s.user.as_str(), &s.logfile), ("root", &defaults.logfile));
+        for t in [
+            ScheduledTask::Getjobs,
+            ScheduledTask::State,
+            ScheduledTask::Runjobs,
+        ] {
+            assert_eq!(s.tasks[&t], defaults.tasks[&t], "{t}");
+        }
+        assert_eq!(s.tasks[&ScheduledTask::Alerts].freq.as_str(), "0 3 * * *");
+        assert_eq!(
+            s.tasks[&ScheduledTask::Scheduler].freq.as_str(),
+            "0 */3 * * *"
+        );
+        // a smaller configured bound refuses a daily run
+        let mut s = local();
+        let rejected = s.apply_server(
+            &[AttrValue::new("scheduler:task:Alerts:freq", "0 3 * * *")],
+            &any,
+            3600,
+        );
+        assert!(
+            rejected[0].reason.contains("at least every 1h"),
+            "{rejected:?}"
+        );
     }
 
     #[test]

@@ -258,11 +258,11 @@ pub fn install(
     installed.removed = remove_units(target, &disabled)?;
     installed.removed.extend(cron::remove(target)?);
     if target.real {
-        systemctl(&["daemon-reload"])?;
+        systemctl(target, &["daemon-reload"])?;
         if !timers.is_empty() {
             let mut args = vec!["enable", "--now"];
             args.extend(timers.iter().map(String::as_str));
-            systemctl(&args)?;
+            systemctl(target, &args)?;
         }
     }
     Ok(installed)
@@ -272,7 +272,7 @@ pub fn install(
 pub fn remove_all(target: &Target) -> Result<Vec<String>, SchedulerError> {
     let removed = remove_units(target, &ScheduledTask::ALL)?;
     if target.real && !removed.is_empty() {
-        systemctl(&["daemon-reload"])?;
+        systemctl(target, &["daemon-reload"])?;
     }
     Ok(removed)
 }
@@ -286,7 +286,7 @@ fn remove_units(target: &Target, tasks: &[ScheduledTask]) -> Result<Vec<String>,
         let timer = dir.join(format!("{base}.timer"));
         let service = dir.join(format!("{base}.service"));
         if target.real && is_generated(&timer) {
-            systemctl(&["disable", "--now", &format!("{base}.timer")])?;
+            systemctl(target, &["disable", "--now", &format!("{base}.timer")])?;
         }
         for path in [timer, service] {
             if remove_generated(&path)? {
@@ -298,15 +298,15 @@ fn remove_units(target: &Target, tasks: &[ScheduledTask]) -> Result<Vec<String>,
 }
 
 /// Runs `systemctl ARGS…` (argv, never a shell) and fails with its own message.
-fn systemctl(args: &[&str]) -> Result<(), SchedulerError> {
-    let program = ["/usr/bin/systemctl", "/bin/systemctl"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("systemctl");
-    let command = format!("systemctl {}", args.join(" "));
+/// By absolute path, with a cleared environment (the agent's may hold its secrets).
+fn systemctl(target: &Target, args: &[&str]) -> Result<(), SchedulerError> {
+    let command = format!("{} {}", target.systemctl.display(), args.join(" "));
     tracing::debug!(%command, "running");
-    let out = Command::new(program)
+    let out = Command::new(&target.systemctl)
         .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LANG", "C")
         .output()
         .map_err(|e| SchedulerError::Command {
             command: command.clone(),

@@ -57,9 +57,106 @@ pub fn parse_line(line: &str) -> Option<LogDetection> {
     })
 }
 
+/// clamd writes a file name as is, newlines included, so a local user can name a file
+/// `x\n<ctime> -> /home/ceo/report.docx` and, once it is detected, the log shows a line that
+/// looks like a detection in someone else's file at a time of their choosing (verified with
+/// clamd 1.4, see the `clamd` integration tests). The first physical line of such an entry,
+/// `<ctime> -> /tmp/x`, ends without any of clamd's per-file verdicts; [`Joiner`] keeps it and
+/// glues the lines that follow to it until a verdict ends the entry, so the detection is
+/// reported with its real path and time.
+const VERDICT_ENDINGS: [&str; 6] = [
+    " FOUND",
+    ": OK",
+    " ERROR",
+    ": Excluded",
+    ": Empty file",
+    ": Symbolic link",
+];
+
+/// Longest entry glued from several lines; beyond it the pending start is dropped.
+const MAX_ENTRY: usize = 16 * 1024;
+
+/// Reassembles log entries split by newlines in file names (see [`VERDICT_ENDINGS`]).
+#[derive(Debug, Default)]
+pub struct Joiner {
+    /// The entry so far: its time and its text after `<ctime> -> `.
+    pending: Option<(Option<i64>, String)>,
+}
+
+impl Joiner {
+    /// Feed one physical line; returns the detection it completes, if any.
+    pub fn feed(&mut self, line: &str) -> Option<LogDetection> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let ended = VERDICT_ENDINGS.iter().any(|e| line.trim_end().ends_with(e));
+        if let Some((time, mut text)) = self.pending.take() {
+            text.push('\n');
+            text.push_str(line);
+            if ended {
+                let mut d = parse_line(&text)?;
+                d.time = time;
+                return Some(d);
+            }
+            if text.len() <= MAX_ENTRY {
+                self.pending = Some((time, text));
+            }
+            return None;
+        }
+        if ended {
+            return parse_line(line);
+        }
+        // A file entry that does not end on this line: `<ctime> -> /…` or `/…`.
+        let (time, rest) = split_time(line);
+        if rest.starts_with('/') {
+            self.pending = Some((time, rest.to_owned()));
+        }
+        None
+    }
+}
+
+/// `(time, rest)` of a line with an optional `<ctime> -> ` prefix.
+fn split_time(line: &str) -> (Option<i64>, &str) {
+    match timeutil::parse_ctime_prefix(line) {
+        Some((civil, used)) => match line[used..].strip_prefix(" -> ") {
+            Some(rest) => (timeutil::local_to_unix(civil), rest),
+            None => (None, line),
+        },
+        None => (None, line),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 item 14: what clamd 1.4 really logs for a detected file named
+    /// `evil\n<ctime> -> /home/ceo/report.docx` under /tmp/t.
+    #[test]
+    fn a_newline_in_a_file_name_cannot_forge_a_detection() {
+        let mut j = Joiner::default();
+        let lines = [
+            "Fri Dec  4 21:21:04 2026 -> Self checking disabled.",
+            "Fri Dec  4 21:21:09 2026 -> /tmp/t/evil",
+            "Fri Dec  4 21:00:00 2026 -> /home/ceo/report.docx: Test.EICAR(44d8:68) FOUND",
+            "Fri Dec  4 21:21:10 2026 -> /srv/real.com: Eicar-Signature FOUND",
+        ];
+        let found: Vec<LogDetection> = lines.iter().filter_map(|l| j.feed(l)).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[0].path,
+            "/tmp/t/evil\nFri Dec  4 21:00:00 2026 -> /home/ceo/report.docx"
+        );
+        assert_eq!(found[0].signature, "Test.EICAR");
+        assert_eq!(found[0].time, split_time(lines[1]).0, "the real time");
+        assert_eq!(found[1].path, "/srv/real.com");
+        // a clean file with such a name ends with ": OK": nothing is reported
+        let mut j = Joiner::default();
+        assert!(j.feed("Fri Dec  4 21:21:09 2026 -> /tmp/t/x").is_none());
+        assert!(
+            j.feed("Fri Dec  4 21:00:00 2026 -> /home/ceo/a.doc: Fake FOUND: OK")
+                .is_none()
+        );
+        assert!(j.feed("/srv/b.com: Eicar FOUND").is_some());
+    }
 
     #[test]
     fn found_lines() {

@@ -111,8 +111,9 @@ struct SourceRead {
 fn read_log(path: &Path, pos: Option<&FilePos>, limit: usize) -> Result<SourceRead, AlertsError> {
     let mut found = Vec::new();
     let mut truncated = false;
+    let mut joiner = logfile::Joiner::default();
     let report = tail::read_lines(path, pos, &mut |line, after| {
-        let Some(d) = logfile::parse_line(&String::from_utf8_lossy(line)) else {
+        let Some(d) = joiner.feed(&String::from_utf8_lossy(line)) else {
             return true;
         };
         if found.len() >= limit {

@@ -88,6 +88,65 @@ pub fn safe_path(p: &Path) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+'))
 }
 
+/// The hook runs as clamd's user and only root may change it; the spool must be reachable by
+/// clamd's user. Refused: a hook inside the spool folder (clamd's user owns that folder and
+/// could swap the hook), a hook folder others can write, and a spool or hook below a folder
+/// clamd's user cannot traverse (such as the agent's 0700 state folder), which would make
+/// every event fail silently.
+fn check_layout(hook: &Path, spool: &Path, owner: Option<(u32, u32)>) -> Result<(), HookError> {
+    use std::os::unix::fs::MetadataExt;
+    let spool_dir = spool.parent().unwrap_or(Path::new("/"));
+    let hook_dir = hook.parent().unwrap_or(Path::new("/"));
+    if hook_dir.starts_with(spool_dir) {
+        return Err(HookError::Layout(format!(
+            "the hook {} is inside the spool folder {}, which clamd's user can write: put the spool in a subfolder",
+            hook.display(),
+            spool_dir.display()
+        )));
+    }
+    // Existing folders on the way: traversable by clamd's user (others, or owned by it),
+    // when clamd runs as another user.
+    let clamd_uid = owner.map(|(u, _)| u);
+    for target in [hook_dir, spool_dir] {
+        for dir in target.ancestors().filter(|_| clamd_uid.is_some()) {
+            let Ok(meta) = fs::metadata(dir) else {
+                continue; // created later, 0755
+            };
+            let reachable = meta.mode() & 0o001 != 0 || Some(meta.uid()) == clamd_uid;
+            if !reachable {
+                return Err(HookError::Layout(format!(
+                    "{} (mode {:04o}) cannot be traversed by clamd's user, so clamd could not reach {}",
+                    dir.display(),
+                    meta.mode() & 0o7777,
+                    target.display()
+                )));
+            }
+        }
+    }
+    // The hook's folder and every folder above it: only root (or the agent's user) can
+    // change them (a root-owned sticky folder such as /tmp is fine).
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    for dir in hook_dir.ancestors() {
+        let Ok(meta) = fs::metadata(dir) else {
+            continue;
+        };
+        if meta.uid() == 0 && meta.mode() & 0o1000 != 0 {
+            continue;
+        }
+        if meta.mode() & 0o022 != 0 || (meta.uid() != 0 && meta.uid() != euid) {
+            return Err(HookError::Layout(format!(
+                "{} (uid {}, mode {:04o}) can be changed by another user, who could then replace the hook {}",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777,
+                hook.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The hook script (POSIX sh). `LC_ALL=C` makes `${#v}` count bytes.
 pub fn hook_script(spool: &Path) -> String {
     format!(
@@ -114,6 +173,8 @@ pub enum HookError {
         "clamd.conf already runs VirusEvent {0:?}; not replaced (invoke with {{\"force\": true}} to replace it)"
     )]
     Taken(String),
+    #[error("unsafe VirusEvent layout: {0}")]
+    Layout(String),
     #[error("cannot set up {path}: {source}")]
     Io {
         path: String,
@@ -141,6 +202,7 @@ pub fn install(hook: &Path, spool: &Path, owner: Option<(u32, u32)>) -> Result<(
         let path = path.display().to_string();
         move |source| HookError::Io { path, source }
     };
+    check_layout(hook, spool, owner)?;
     // Hook directory: readable and traversable by clamd's user.
     if let Some(dir) = hook.parent() {
         fs::DirBuilder::new()
@@ -211,6 +273,39 @@ mod tests {
         assert_eq!(parse_record(b"garbage"), Parsed::Invalid);
         assert_eq!(parse_record(b"A1 x 3:Sig 1:/"), Parsed::Invalid);
         assert_eq!(parse_record(b"A1 1 3:Sig 1:/extra"), Parsed::Invalid);
+    }
+
+    /// Issue 12 item 13: a hook or spool clamd's user cannot reach (the agent's 0700 state
+    /// folder, the old default) or a hook it could replace is refused.
+    #[test]
+    fn unreachable_or_replaceable_layouts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("state");
+        fs::create_dir(&private).unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+        let clamav = Some((65534, 65534));
+        let e = install(
+            &private.join("clamav/virusevent-hook.sh"),
+            &private.join("clamav/spool/events"),
+            clamav,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be traversed by clamd's user"), "{e}");
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        let e = install(&open.join("hook.sh"), &open.join("events"), clamav)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inside the spool folder"), "{e}");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = install(&open.join("hook.sh"), &open.join("spool/events"), clamav)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("can be changed by another user"), "{e}");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        install(&open.join("hook.sh"), &open.join("spool/events"), clamav).unwrap();
     }
 
     #[test]

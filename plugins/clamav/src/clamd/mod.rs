@@ -11,6 +11,7 @@
 pub mod conn;
 pub mod reply;
 pub mod session;
+pub mod trust;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -91,6 +92,8 @@ pub enum ClamdError {
         #[source]
         source: io::Error,
     },
+    #[error("refusing the socket {endpoint}: {reason}")]
+    Untrusted { endpoint: Endpoint, reason: String },
     #[error("clamd not reachable (tried {tried}): {last}")]
     NoneReachable { tried: String, last: String },
     #[error("clamd at {endpoint} did not answer in time ({source})")]
@@ -137,7 +140,9 @@ impl ClamdError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            ClamdError::Unreachable { .. } | ClamdError::NoneReachable { .. }
+            ClamdError::Unreachable { .. }
+                | ClamdError::NoneReachable { .. }
+                | ClamdError::Untrusted { .. }
         )
     }
 }

@@ -11,6 +11,11 @@
 //!   the original mode and owner, so clamd never reads a half-written file.
 //! * If the restart command fails, or clamd does not answer PING in time, the previous
 //!   file is put back and clamd restarted again; the error says whether that worked.
+//! * The whole apply (clamconf, restart, wait, rollback) fits in `ApplyOptions::budget`, which
+//!   the settings keep below the agent's call timeout: the first half for going forward, the
+//!   rest always left for the rollback, so the agent never kills the plugin mid-rollback.
+//! * The previous file is kept as `.<name>.armadito-backup` next to it until the apply is over;
+//!   if the process dies first (SIGKILL included), [`recover`] puts it back at the next start.
 
 use std::fs;
 use std::io::Write;
@@ -37,9 +42,50 @@ pub struct ApplyOptions {
     pub restart_timeout: Duration,
     /// Wait until this clamd answers PING after the restart.
     pub ready_check: Option<(Client, Duration)>,
-    /// Allow the protected options (used by the plugin's own hook installer, never by a
-    /// remote `config_set`).
+    /// A local caller (the plugin's own hook installer, never a remote `config_set`): the
+    /// [`schema::REMOTE_TUNABLE`] allow-list does not apply.
     pub allow_protected: bool,
+    /// Time for the whole apply, rollback included (`None`: the step timeouts only).
+    pub budget: Option<Duration>,
+}
+
+/// The backup of `path` kept while an apply is in progress.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.armadito-backup"))
+}
+
+/// An apply did not finish (the process was killed): put the previous file back and, when
+/// clamd does not answer, restart it. `Some(note)` when something was recovered.
+pub fn recover(path: &Path, opts: &ApplyOptions) -> Option<String> {
+    let backup = backup_path(path);
+    let text = fs::read_to_string(&backup).ok()?;
+    if let Err(e) = write_atomically(path, &text) {
+        return Some(format!(
+            "an interrupted configuration change left {}; restoring it failed: {e}",
+            backup.display()
+        ));
+    }
+    let _ = fs::remove_file(&backup);
+    let mut note = format!(
+        "an interrupted configuration change was rolled back: {} restored",
+        path.display()
+    );
+    let down = opts
+        .ready_check
+        .as_ref()
+        .is_some_and(|(c, _)| c.ping().is_err());
+    if down && !opts.restart_command.is_empty() {
+        let deadline = Instant::now() + opts.budget.unwrap_or(opts.restart_timeout);
+        match restart(opts, deadline) {
+            Ok(()) => note.push_str(", clamd restarted"),
+            Err(e) => note.push_str(&format!(", clamd restart failed: {e}")),
+        }
+    }
+    Some(note)
 }
 
 /// One changed option, for logs and humans.
@@ -136,9 +182,9 @@ pub fn apply(
             ));
             continue;
         };
-        if schema::is_protected(attr) && !opts.allow_protected {
+        if !schema::is_remotely_tunable(attr) && !opts.allow_protected {
             out.report.rejected.push(reject(
-                "protected option: it can only be changed on the host itself".into(),
+                "not changeable remotely (only limits, timeouts and scan-type switches are; change it on the host itself)".into(),
             ));
             continue;
         }
@@ -169,33 +215,69 @@ pub fn apply(
         return Ok(out);
     }
 
+    let started = Instant::now();
+    // Half the budget going forward, the rest kept for the rollback.
+    let (forward, end) = match opts.budget {
+        Some(b) => (started + b / 2, started + b),
+        None => {
+            let far = started
+                + Duration::from_secs(30)
+                + 2 * (opts.restart_timeout + ready_timeout(opts));
+            (far, far)
+        }
+    };
     let text = conf.to_text();
     if let Some(program) = &opts.clamconf
-        && let Some(note) = validate_with_clamconf(program, &text)?
+        && let Some(note) = validate_with_clamconf(program, &text, remaining(forward))?
     {
         out.notes.push(note);
     }
+    let backup = backup_path(path);
+    write_atomically(&backup, &original)?;
     write_atomically(path, &text)?;
 
     if opts.restart_command.is_empty() {
+        let _ = fs::remove_file(&backup);
         out.report.restart_required = true;
         return Ok(out);
     }
-    if let Err(failure) = restart(opts) {
+    if let Err(failure) = restart(opts, forward) {
         // Put the previous file back and try to bring clamd back with it.
-        let rolled_back = write_atomically(path, &original).is_ok() && restart(opts).is_ok();
+        let restored = write_atomically(path, &original).is_ok();
+        if restored {
+            let _ = fs::remove_file(&backup);
+        }
+        let rolled_back = restored && restart(opts, end).is_ok();
         return Err(ConfigError::Restart {
             message: failure,
             rolled_back,
         });
     }
+    let _ = fs::remove_file(&backup);
     out.report.restarted = true;
     Ok(out)
 }
 
+fn ready_timeout(opts: &ApplyOptions) -> Duration {
+    opts.ready_check
+        .as_ref()
+        .map_or(Duration::ZERO, |(_, t)| *t)
+}
+
+/// Time left until `deadline` (at least 1 ms, so a step still gets tried and times out).
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
 /// Run clamconf on the candidate in a scratch directory. `Ok(Some(note))` when validation
 /// was skipped (clamconf missing), `Err(Invalid)` when clamconf reports an error.
-fn validate_with_clamconf(program: &str, text: &str) -> Result<Option<String>, ConfigError> {
+fn validate_with_clamconf(
+    program: &str,
+    text: &str,
+    timeout: Duration,
+) -> Result<Option<String>, ConfigError> {
     let dir = scratch_dir().map_err(|source| ConfigError::Write {
         path: std::env::temp_dir(),
         source,
@@ -212,7 +294,7 @@ fn validate_with_clamconf(program: &str, text: &str) -> Result<Option<String>, C
             "-c".into(),
             dir.to_string_lossy().into_owned(),
         ];
-        match exec::run(&argv, Duration::from_secs(30)) {
+        match exec::run(&argv, timeout.min(Duration::from_secs(30))) {
             Ok(output) => {
                 let errors: Vec<&str> = output
                     .stderr
@@ -327,14 +409,17 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
 }
 
 /// Run the restart command and wait for clamd to answer. `Err(text)` says what failed.
-fn restart(opts: &ApplyOptions) -> Result<(), String> {
-    let output = exec::run(&opts.restart_command, opts.restart_timeout)
-        .map_err(|e| format!("restart command failed: {e}"))?;
+fn restart(opts: &ApplyOptions, by: Instant) -> Result<(), String> {
+    let output = exec::run(
+        &opts.restart_command,
+        opts.restart_timeout.min(remaining(by)),
+    )
+    .map_err(|e| format!("restart command failed: {e}"))?;
     if !output.status.success() {
         return Err(format!("restart command failed: {}", output.summary()));
     }
     if let Some((client, timeout)) = &opts.ready_check {
-        let deadline = Instant::now() + *timeout;
+        let deadline = (Instant::now() + *timeout).min(by);
         loop {
             match client.ping() {
                 Ok(()) => break,
@@ -395,12 +480,12 @@ mod tests {
     fn apply_without_restart_reports_each_entry_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clamd.conf");
-        fs::write(&path, "# keep me\nLogTime yes\nMaxThreads 4\n").unwrap();
+        fs::write(&path, "# keep me\nScanPDF yes\nMaxThreads 4\n").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let out = apply(
             &path,
             &[
-                entry("LogTime", json!("true")),
+                entry("ScanPDF", json!("true")),
                 entry("MaxThreads", json!(8)),
                 entry("StreamMaxLength", json!("2M")),
                 entry("Bogus", json!(1)),
@@ -412,19 +497,30 @@ mod tests {
         .unwrap();
         let r = &out.report;
         assert_eq!(r.applied, ["MaxThreads", "StreamMaxLength"]);
-        assert_eq!(r.unchanged, ["LogTime"]);
+        assert_eq!(r.unchanged, ["ScanPDF"]);
         let rejected: Vec<_> = r.rejected.iter().map(|x| x.attr.as_str()).collect();
         assert_eq!(rejected, ["Bogus", "VirusEvent", "ScanPE"]);
         assert!(r.restart_required && !r.restarted);
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "# keep me\nLogTime yes\nMaxThreads 8\nStreamMaxLength 2M\n"
+            "# keep me\nScanPDF yes\nMaxThreads 8\nStreamMaxLength 2M\n"
         );
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
         assert_eq!(out.changes[0].old, json!(4));
         assert_eq!(out.changes[1].new, json!(2_097_152));
         // Nothing left behind in the directory.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn clamconf_errors_refuse_the_candidate() {
+        let err = validate_with_clamconf(
+            "/usr/bin/clamconf",
+            "LocalSocket /tmp/x.sock\nBytecodeSecurity Whatever\n",
+            Duration::from_secs(30),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("BytecodeSecurity"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! * Reading never changes anything; values are normalised by the option table
 //!   ([`schema`]) so GLPI sees booleans, byte counts and numbers, not clamd spellings.
 //! * Writing goes through [`apply::apply`] only (validation, atomic rewrite, restart,
-//!   rollback); protected options ([`schema::PROTECTED`]) are read-only remotely.
+//!   rollback); only the allow-listed options ([`schema::REMOTE_TUNABLE`]) change remotely.
 
 pub mod apply;
 pub mod conf;
@@ -53,7 +53,7 @@ pub fn entries(conf: &ClamdConf) -> Vec<ConfigEntry> {
     conf.entries()
         .into_iter()
         .map(|(attr, value)| ConfigEntry {
-            read_only: schema::is_protected(&attr),
+            read_only: !schema::is_remotely_tunable(&attr),
             attr,
             value,
         })
@@ -65,8 +65,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn protected_entries_are_read_only() {
-        let conf = ClamdConf::parse("VirusEvent /x %v\nLogTime yes\n");
+    fn only_tunable_entries_are_writable() {
+        let conf = ClamdConf::parse("VirusEvent /x %v\nScanPDF yes\n");
         let e = entries(&conf);
         assert!(e[0].read_only);
         assert!(!e[1].read_only);

@@ -21,26 +21,75 @@ pub enum Kind {
     Str,
 }
 
-/// Options a remote `config_set` must not change: they run commands (VirusEvent), change
-/// clamd's identity, where it listens or where it writes files. Changing them from GLPI
-/// would let a server run code or cut the agent off from clamd; they stay local decisions.
-pub const PROTECTED: &[&str] = &[
-    "VirusEvent",
-    "User",
-    "LocalSocket",
-    "LocalSocketGroup",
-    "LocalSocketMode",
-    "TCPSocket",
-    "TCPAddr",
-    "PidFile",
-    "DatabaseDirectory",
-    "TemporaryDirectory",
-    "LogFile",
-    "Foreground",
-    "OnAccessExcludeUname",
-    "OnAccessExcludeUID",
-    "OnAccessExcludeRootUID",
+/// The only options a remote `config_set` may change: resource limits, timeouts and
+/// scan-type/detection switches, whose worst value costs performance or detection depth but
+/// cannot run code, block the host (`OnAccessPrevention`, `OnAccessDenyOnError`), hide files
+/// from scanning (`ExcludePath`), relax trust (`BytecodeUnsigned`), leak data
+/// (`LeaveTemporaryFiles`, `Debug`), move sockets or files, or change clamd's identity.
+/// Everything else is read and reported but "not changeable remotely". Sorted.
+pub const REMOTE_TUNABLE: &[&str] = &[
+    "AlertBrokenExecutables",
+    "AlertBrokenMedia",
+    "AlertEncrypted",
+    "AlertEncryptedArchive",
+    "AlertEncryptedDoc",
+    "AlertExceedsMax",
+    "AlertOLE2Macros",
+    "AlertPartitionIntersection",
+    "AlertPhishingCloak",
+    "AlertPhishingSSLMismatch",
+    "BytecodeTimeout",
+    "CacheSize",
+    "CommandReadTimeout",
+    "DetectPUA",
+    "HeuristicAlerts",
+    "HeuristicScanPrecedence",
+    "IdleTimeout",
+    "MaxConnectionQueueLength",
+    "MaxDirectoryRecursion",
+    "MaxEmbeddedPE",
+    "MaxFileSize",
+    "MaxFiles",
+    "MaxHTMLNoTags",
+    "MaxHTMLNormalize",
+    "MaxIconsPE",
+    "MaxPartitions",
+    "MaxQueue",
+    "MaxRecHWP3",
+    "MaxRecursion",
+    "MaxScanSize",
+    "MaxScanTime",
+    "MaxScriptNormalize",
+    "MaxThreads",
+    "MaxZipTypeRcg",
+    "PCREMatchLimit",
+    "PCREMaxFileSize",
+    "PCRERecMatchLimit",
+    "PhishingScanURLs",
+    "PhishingSignatures",
+    "ReadTimeout",
+    "ScanArchive",
+    "ScanELF",
+    "ScanHTML",
+    "ScanHWP3",
+    "ScanImage",
+    "ScanImageFuzzyHash",
+    "ScanMail",
+    "ScanOLE2",
+    "ScanOneNote",
+    "ScanPDF",
+    "ScanPE",
+    "ScanPartialMessages",
+    "ScanSWF",
+    "ScanXMLDOCS",
+    "SendBufTimeout",
+    "StreamMaxLength",
 ];
+
+/// Whether a remote `config_set` may change `name` ([`REMOTE_TUNABLE`]).
+pub fn is_remotely_tunable(name: &str) -> bool {
+    REMOTE_TUNABLE.binary_search(&name).is_ok()
+}
 
 /// `(kind, repeatable)` of a known option.
 pub fn lookup(name: &str) -> Option<(Kind, bool)> {
@@ -48,10 +97,6 @@ pub fn lookup(name: &str) -> Option<(Kind, bool)> {
         .binary_search_by(|(n, _, _)| (*n).cmp(name))
         .ok()
         .map(|i| (OPTIONS[i].1, OPTIONS[i].2))
-}
-
-pub fn is_protected(name: &str) -> bool {
-    PROTECTED.contains(&name)
 }
 
 /// Sorted by name (binary search).
@@ -206,8 +251,35 @@ mod tests {
         assert_eq!(lookup("TCPAddr"), Some((Kind::Str, true)));
         assert_eq!(lookup("Bogus"), None);
         assert!(
-            PROTECTED.iter().all(|p| lookup(p).is_some()),
-            "protected names exist"
+            REMOTE_TUNABLE.windows(2).all(|w| w[0] < w[1]),
+            "REMOTE_TUNABLE must stay sorted"
         );
+        assert!(
+            REMOTE_TUNABLE.iter().all(|p| lookup(p).is_some()),
+            "tunable names exist"
+        );
+        for dangerous in [
+            "OnAccessPrevention",
+            "OnAccessDenyOnError",
+            "OnAccessMountPath",
+            "OnAccessIncludePath",
+            "OnAccessExcludePath",
+            "ExcludePath",
+            "BytecodeUnsigned",
+            "LeaveTemporaryFiles",
+            "Debug",
+            "VirusEvent",
+            "User",
+            "LocalSocket",
+            "TCPSocket",
+            "TCPAddr",
+            "LogFile",
+            "DatabaseDirectory",
+            "TemporaryDirectory",
+            "FollowDirectorySymlinks",
+            "ExtendedDetectionInfo",
+        ] {
+            assert!(!is_remotely_tunable(dangerous), "{dangerous}");
+        }
     }
 }

@@ -167,6 +167,25 @@ fn request_roots(req: &ScanRequest) -> Result<Vec<PathBuf>, ScanError> {
         .collect()
 }
 
+/// `options.allowed_roots`: the agent's `[scan] allowed_paths`, resolved, that the walk must
+/// stay in (absent: no limit).
+fn allowed_roots(req: &ScanRequest) -> Result<Vec<PathBuf>, ScanError> {
+    let Some(v) = req.options.get("allowed_roots") else {
+        return Ok(Vec::new());
+    };
+    let bad =
+        || ScanError::InvalidRequest(format!("allowed_roots must be absolute paths, got {v}"));
+    let list = v.as_array().ok_or_else(bad)?;
+    list.iter()
+        .map(|p| {
+            p.as_str()
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
 /// Run a scan. Returns when every file has an outcome, on cancel, or when clamd is lost.
 pub fn scan(
     client: &Client,
@@ -190,6 +209,7 @@ pub fn scan(
         recursive: req.recursive,
         follow_symlinks: req.follow_symlinks,
         max_file_size: req.max_file_size,
+        allowed_roots: allowed_roots(req)?,
     };
     let stop = AtomicBool::new(false);
     let discovered = AtomicU64::new(0);

@@ -12,6 +12,11 @@
 //!   (opening a FIFO would block, reading a device may never end).
 //! * An unreadable directory or entry is one `Error` result; the walk goes on.
 //! * No `stat` per file unless a size limit needs it: the directory entry type is enough.
+//! * A directory is entered only if it is still the one seen when it was listed: it is opened
+//!   with `O_NOFOLLOW` and its device+inode compared, then read through that descriptor, so
+//!   swapping a folder for a symlink mid-walk leads nowhere. With `allowed_roots` (the
+//!   agent's `[scan] allowed_paths`, resolved), every root, directory and followed link must
+//!   resolve inside them.
 
 use std::collections::HashSet;
 use std::fs;
@@ -67,11 +72,13 @@ pub enum WalkEvent {
     Done(Outcome),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
     pub recursive: bool,
     pub follow_symlinks: bool,
     pub max_file_size: Option<u64>,
+    /// Resolved folders the walk must stay in (empty: no limit).
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 /// Human text for an I/O error, without Rust's "(os error N)" suffix.
@@ -91,7 +98,7 @@ pub fn walk(
     emit: &mut dyn FnMut(WalkEvent) -> bool,
 ) {
     let mut walker = Walker {
-        opts: *opts,
+        opts: opts.clone(),
         stop,
         emit,
         bounds: Vec::new(),
@@ -117,6 +124,13 @@ pub fn walk(
     for (root, real) in resolved {
         if walker.halted || stop.load(Ordering::Relaxed) {
             return;
+        }
+        if !walker.allowed(&real) {
+            let why = format!("resolves to {}, outside the allowed paths", real.display());
+            if !walker.send(WalkEvent::Done(Outcome::error(&root, why))) {
+                return;
+            }
+            continue;
         }
         walker.root(&root, &real);
     }
@@ -145,6 +159,49 @@ impl Walker<'_> {
         self.bounds.iter().any(|b| real.starts_with(b))
     }
 
+    fn allowed(&self, real: &Path) -> bool {
+        self.opts.allowed_roots.is_empty()
+            || self.opts.allowed_roots.iter().any(|b| real.starts_with(b))
+    }
+
+    /// Open `dir` for listing if it is still the directory `expect` (dev, ino) seen when it was
+    /// listed, and inside the allowed roots. The descriptor is what gets read.
+    fn open_dir(&self, dir: &Path, expect: Option<(u64, u64)>) -> Result<fs::ReadDir, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                    "replaced by a symbolic link or a file during the scan, not entered".to_string()
+                }
+                _ => format!("cannot read directory: {}", io_text(&e)),
+            })?;
+        let meta = f.metadata().map_err(|e| io_text(&e))?;
+        if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) {
+            return Err("replaced during the scan, not entered".into());
+        }
+        let via = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&f)
+        ));
+        if !self.opts.allowed_roots.is_empty() {
+            let real = fs::read_link(&via).map_err(|e| io_text(&e))?;
+            if !self.allowed(&real) {
+                return Err(format!(
+                    "resolves to {}, outside the allowed paths, not entered",
+                    real.display()
+                ));
+            }
+        }
+        // Listing through the descriptor (Linux /proc; `f` is still open) reads exactly the
+        // directory checked; without /proc, by path.
+        fs::read_dir(&via)
+            .or_else(|_| fs::read_dir(dir))
+            .map_err(|e| format!("cannot read directory: {}", io_text(&e)))
+    }
+
     fn root(&mut self, shown: &Path, real: &Path) {
         let meta = match fs::metadata(real) {
             Ok(m) => m,
@@ -166,15 +223,14 @@ impl Walker<'_> {
         if self.opts.follow_symlinks {
             self.visited.insert((top_meta.dev(), top_meta.ino()));
         }
-        let mut stack = vec![top];
-        while let Some(dir) = stack.pop() {
+        let mut stack = vec![(top, Some((top_meta.dev(), top_meta.ino())))];
+        while let Some((dir, expect)) = stack.pop() {
             if self.halted || self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let entries = match fs::read_dir(&dir) {
+            let entries = match self.open_dir(&dir, expect) {
                 Ok(e) => e,
-                Err(e) => {
-                    let why = format!("cannot read directory: {}", io_text(&e));
+                Err(why) => {
                     if !self.send(WalkEvent::Done(Outcome::error(&dir, why))) {
                         return;
                     }
@@ -193,7 +249,7 @@ impl Walker<'_> {
                         break;
                     }
                 };
-                let path = entry.path();
+                let path = dir.join(entry.file_name());
                 let ft = match entry.file_type() {
                     Ok(ft) => ft,
                     Err(e) => {
@@ -203,17 +259,23 @@ impl Walker<'_> {
                 };
                 if ft.is_dir() {
                     if self.opts.recursive {
-                        if self.opts.follow_symlinks {
-                            match entry.metadata() {
-                                Ok(m) if !self.visited.insert((m.dev(), m.ino())) => continue,
-                                Ok(_) => {}
-                                Err(e) => {
-                                    self.send(WalkEvent::Done(Outcome::error(&path, io_text(&e))));
-                                    continue;
-                                }
+                        // lstat: the identity checked again when the directory is entered.
+                        let id = match fs::symlink_metadata(&path) {
+                            Ok(m) if m.is_dir() => (m.dev(), m.ino()),
+                            Ok(_) => {
+                                let why = "replaced during the scan, not entered";
+                                self.send(WalkEvent::Done(Outcome::error(&path, why)));
+                                continue;
                             }
+                            Err(e) => {
+                                self.send(WalkEvent::Done(Outcome::error(&path, io_text(&e))));
+                                continue;
+                            }
+                        };
+                        if self.opts.follow_symlinks && !self.visited.insert(id) {
+                            continue;
                         }
-                        stack.push(path);
+                        stack.push((path, Some(id)));
                     }
                 } else if ft.is_file() {
                     self.file(path.clone(), path, None);
@@ -269,8 +331,9 @@ impl Walker<'_> {
         )));
     }
 
-    /// Handle a link; returns a directory to descend into (only when following links).
-    fn symlink(&mut self, link: &Path) -> Option<PathBuf> {
+    /// Handle a link; returns a directory (and its identity) to descend into (only when
+    /// following links).
+    fn symlink(&mut self, link: &Path) -> Option<(PathBuf, Option<(u64, u64)>)> {
         let real = match fs::canonicalize(link) {
             Ok(r) => r,
             Err(e) => {
@@ -281,6 +344,16 @@ impl Walker<'_> {
                 return None;
             }
         };
+        if self.opts.follow_symlinks && !self.allowed(&real) {
+            self.send(WalkEvent::Done(Outcome::ignored(
+                link,
+                format!(
+                    "symbolic link to {} outside the allowed paths, not followed",
+                    real.display()
+                ),
+            )));
+            return None;
+        }
         if !self.opts.follow_symlinks {
             if !self.inside(&real) {
                 self.send(WalkEvent::Done(Outcome::ignored(
@@ -302,10 +375,8 @@ impl Walker<'_> {
         };
         let ft = meta.file_type();
         if ft.is_dir() {
-            return self
-                .visited
-                .insert((meta.dev(), meta.ino()))
-                .then_some(real);
+            let id = (meta.dev(), meta.ino());
+            return self.visited.insert(id).then_some((real, Some(id)));
         }
         if ft.is_file() {
             self.file(link.to_path_buf(), real, Some(&meta));
@@ -477,5 +548,92 @@ mod tests {
             },
         );
         assert_eq!(n, 5);
+    }
+
+    /// Issue 12 item 4: a folder swapped for a symlink after it was listed is not entered.
+    #[test]
+    fn a_folder_swapped_for_a_symlink_mid_walk_is_not_entered() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("first.txt"), b"x").unwrap();
+        fs::write(root.join("sub/inner.txt"), b"x").unwrap();
+        let stop = AtomicBool::new(false);
+        let mut out = Vec::new();
+        let mut swapped = false;
+        let opts = WalkOptions {
+            recursive: true,
+            ..Default::default()
+        };
+        walk(std::slice::from_ref(&root), &opts, &stop, &mut |e| {
+            if !swapped {
+                // `sub` was listed with `first.txt` and is entered after it: swap it now.
+                fs::rename(root.join("sub"), dir.path().join("moved")).unwrap();
+                symlink("/etc", root.join("sub")).unwrap();
+                swapped = true;
+            }
+            out.push(e);
+            true
+        });
+        let leaked: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                WalkEvent::File(j) if j.target.starts_with(root.join("sub")) => Some(j),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "walked into /etc: {} files, e.g. {:?}",
+            leaked.len(),
+            leaked.first()
+        );
+        assert!(
+            out.iter().any(|e| matches!(e, WalkEvent::Done(o)
+                if o.path == root.join("sub") && o.status == FileStatus::Error
+                    && o.message.as_deref().unwrap_or("").contains("not entered"))),
+            "{out:?}"
+        );
+    }
+
+    /// Issue 12 item 4: `--follow-symlinks` does not follow a link out of the allowed roots.
+    #[test]
+    fn followed_links_stay_inside_the_allowed_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::write(root.join("a.txt"), b"x").unwrap();
+        symlink("/etc", root.join("etc")).unwrap();
+        symlink("/etc/hostname", root.join("host")).unwrap();
+        let events = collect(
+            std::slice::from_ref(&root),
+            WalkOptions {
+                recursive: true,
+                follow_symlinks: true,
+                allowed_roots: vec![root.clone()],
+                ..Default::default()
+            },
+        );
+        for e in &events {
+            if let WalkEvent::File(j) = e {
+                assert!(j.target.starts_with(&root), "followed out: {j:?}");
+            }
+        }
+        let ignored = events
+            .iter()
+            .filter(|e| {
+                matches!(e, WalkEvent::Done(o) if o.status == FileStatus::Ignored
+                && o.message.as_deref().unwrap_or("").contains("outside the allowed paths"))
+            })
+            .count();
+        assert_eq!(ignored, 2, "{events:?}");
+        // a root outside them is refused
+        let events = collect(
+            &[PathBuf::from("/etc")],
+            WalkOptions {
+                allowed_roots: vec![root.clone()],
+                ..Default::default()
+            },
+        );
+        assert!(matches!(&events[..], [WalkEvent::Done(o)] if o.status == FileStatus::Error));
     }
 }

@@ -125,6 +125,11 @@ impl Clamd {
         })
     }
 
+    /// A root-owned folder (0755) for the VirusEvent hook, removed on drop.
+    pub fn hook_dir(&self) -> PathBuf {
+        PathBuf::from(format!("{}-hook", self.dir.display()))
+    }
+
     pub fn conf_path(&self) -> PathBuf {
         self.dir.join("clamd.conf")
     }
@@ -195,7 +200,8 @@ impl Clamd {
             "restart_command": self.restart_command(),
             "ready_timeout_secs": 10,
             "virusevent_spool": self.dir.join("events/spool"),
-            "virusevent_hook": self.dir.join("hook/virusevent-hook.sh"),
+            // Not under `dir` (clamd's user owns it and could replace the hook).
+            "virusevent_hook": self.hook_dir().join("virusevent-hook.sh"),
         })
     }
 }
@@ -206,6 +212,7 @@ impl Drop for Clamd {
             self.kill();
         }
         let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(self.hook_dir());
     }
 }
 
