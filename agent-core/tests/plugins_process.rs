@@ -162,6 +162,8 @@ fn plugin_hosts_do_not_inherit_the_agents_secrets() {
     unsafe {
         std::env::set_var("ARMADITO_AGENT_KEY", "SECRET-KEY");
         std::env::set_var("ARMADITO_AGENT_PASSWORD", "SECRET-PASSWORD");
+        // the one variable passed through (the host converts local dates like the agent)
+        std::env::set_var("TZ", "UTC");
     }
     let sandbox = Sandbox::new(&["floods"]);
     let registry = Registry::open(sandbox.config(Isolation::Process)).unwrap();
@@ -179,5 +181,5 @@ fn plugin_hosts_do_not_inherit_the_agents_secrets() {
     );
     let mut sorted = names.clone();
     sorted.sort();
-    assert_eq!(sorted, ["LANG", "PATH"]);
+    assert_eq!(sorted, ["LANG", "PATH", "TZ"]);
 }

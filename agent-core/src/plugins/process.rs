@@ -60,8 +60,10 @@ const CHILD_ENV_PASS: &[&str] = &[
     "TMP",
     "ProgramData",
 ];
+/// `TZ`: backends turn the product's local dates into UTC; the host must see the same zone as
+/// the agent (it carries no secret and names no program).
 #[cfg(unix)]
-const CHILD_ENV_PASS: &[&str] = &[];
+const CHILD_ENV_PASS: &[&str] = &["TZ"];
 
 /// Counts stderr lines / log messages in the current minute.
 struct Chatter {
