@@ -214,11 +214,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the backend plugins found, loaded or refused
+    /// List the backend plugins found, available or refused (read from the files: no plugin
+    /// code runs unless --check)
     Plugins {
         /// JSON output
         #[arg(long)]
         json: bool,
+        /// Also start each backend (its new() with its settings) and report failures
+        #[arg(long)]
+        check: bool,
     },
     /// Print shell completions
     Completions {

@@ -47,28 +47,39 @@ impl Context {
             .map_err(|e| c.table_error("plugins", &e).into())
     }
 
-    /// The configured backend, loaded. The registry is returned too: it owns the plugin's
-    /// process (or library) and must live as long as the backend is used.
+    /// The configured backend, started (only that one: one plugin host in process mode).
+    /// The registry is returned too: it owns the plugin's process (or library) and must live
+    /// as long as the backend is used.
     pub fn backend(&self) -> Result<(Arc<Registry>, Arc<dyn Backend>), AgentError> {
         let name = self.config.backend.as_deref().ok_or_else(|| {
             AgentError::Usage("no backend configured: set `backend` in agent.toml or --backend NAME (see --list-backends)".into())
         })?;
-        let registry = Arc::new(Registry::open(self.plugins_config()?)?);
-        match registry.get(name) {
-            Some(b) => Ok((registry, b)),
-            None => {
-                let names = registry.names();
-                Err(AgentError::Usage(format!(
-                    "backend {name:?} is not available in {} (loadable: {}); see `armadito-agent plugins`",
-                    self.config.plugins_dir.display(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )))
-            }
+        let registry = Arc::new(Registry::open_for(self.plugins_config()?, name)?);
+        if let Some(b) = registry.get(name) {
+            return Ok((registry, b));
         }
+        let refused: Vec<String> = registry
+            .reports()
+            .into_iter()
+            .filter(|r| r.name.as_deref() == Some(name))
+            .filter_map(|r| r.reason)
+            .collect();
+        if !refused.is_empty() {
+            return Err(AgentError::Task(format!(
+                "backend {name:?} cannot start: {}",
+                refused.join("; ")
+            )));
+        }
+        let names = registry.usable_names();
+        Err(AgentError::Usage(format!(
+            "backend {name:?} is not available in {} (available: {}); see `armadito-agent plugins`",
+            self.config.plugins_dir.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )))
     }
 
     /// `task.antivirus` of our messages: the backend's name until a backend reports its product.
@@ -139,7 +150,9 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
     }
     match &ctx.cli.command {
         Some(Command::Status { json }) => return tasks::status::run(ctx, *json),
-        Some(Command::Plugins { json }) => return tasks::plugins::list(ctx, *json),
+        Some(Command::Plugins { json, check }) => {
+            return tasks::plugins::list(ctx, *json, *check);
+        }
         Some(Command::Queue { json }) => return tasks::inspect::queue(ctx, *json),
         Some(Command::Outbox { json }) => return tasks::inspect::outbox(ctx, *json),
         Some(Command::PluginHost { .. } | Command::Completions { .. } | Command::Man) => {

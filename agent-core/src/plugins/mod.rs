@@ -39,6 +39,7 @@ mod config;
 mod host;
 mod inprocess;
 mod loader;
+mod metadata;
 mod pool;
 mod process;
 mod protocol;

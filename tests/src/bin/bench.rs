@@ -3,6 +3,11 @@
 //! * `bench plugins`: plugin load time (every plugin, both isolation modes) and per-call
 //!   overhead in-process vs in a `plugin-host` child.
 //!
+//! * `bench state`: wall time (median of N runs) and memory of `armadito-agent -t State`, the
+//!   real binary against the GLPI double with the ClamAV backend on a real clamd, with the three
+//!   shipped backends in the plugins folder and with ClamAV alone, in both isolation modes.
+//!   `--agent`/`--libs` measure another build (e.g. the one before a change).
+//!
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
@@ -24,6 +29,8 @@ struct Cli {
 enum Area {
     /// Plugin load time and per-call overhead (in-process vs process isolation)
     Plugins(plugins::Args),
+    /// `-t State` wall time and RSS against the double with ClamAV on a real clamd
+    State(state::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -43,6 +50,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench plugins: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::State(args) => match state::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench state: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -74,6 +88,8 @@ fn main() -> ExitCode {
         Area::PluginHost { plugin } => agent_core::plugins::plugin_host_main(&plugin),
     }
 }
+
+mod state;
 
 mod plugins {
     use std::fs;
