@@ -11,7 +11,7 @@ pub use error::AgentError;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::plugins::{Backend, PluginsConfig, Registry};
-use crate::store::{DB_FILE, Store};
+use crate::store::{DB_FILE, Store, TaskLock};
 use crate::tasks;
 use crate::transport::{GlpiClient, HttpOptions};
 use crate::wire::{AntivirusInfo, MachineUuid, TaskName};
@@ -170,6 +170,21 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
             "nothing to do: give a task with -t (see --list-tasks) or a subcommand (see --help)"
                 .into(),
         ));
+    };
+    // One run per task at a time: cron-started runs must not pile up behind a slow server
+    // (and send the same messages twice). Taken before the wait, held to the end.
+    let lock_name = format!("run-{}", task.as_str());
+    let Some(_run_lock) = TaskLock::try_acquire(&ctx.config.state_dir, &lock_name)? else {
+        tracing::warn!(
+            task = task.as_str(),
+            "another {} run is in progress (it holds {}): this run exits",
+            task.as_str(),
+            ctx.config
+                .state_dir
+                .join(format!("{lock_name}.lock"))
+                .display()
+        );
+        return Ok(());
     };
     wait_before_task(ctx.cli.wait, ctx.cli.wait_rand).await;
     match task {

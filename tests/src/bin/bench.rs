@@ -89,6 +89,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[path = "bench/state.rs"]
 mod state;
 
 mod plugins {
