@@ -384,4 +384,6 @@ fn write_or_io(path: &Path, e: std::io::Error) -> StoreError {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
