@@ -1,5 +1,5 @@
 //! `armadito-agent`: a thin shell over `agent_core`. Parses argv, runs, maps errors to the exit
-//! codes documented in `--help` (see `agent_core::cli::EXIT_CODES`).
+//! codes documented in `--help` (the table `agent_core::cli::EXIT_CODES`).
 
 use std::process::ExitCode;
 

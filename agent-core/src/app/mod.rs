@@ -131,7 +131,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
 
 async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
     if ctx.cli.task.is_some() && ctx.cli.command.is_some() {
-        return Err(AgentError::Usage(
+        return Err(AgentError::CommandLine(
             "give either a task (-t) or a subcommand, not both".into(),
         ));
     }
@@ -166,7 +166,7 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         return tasks::plugins::list_backends(ctx);
     }
     let Some(task) = ctx.cli.task else {
-        return Err(AgentError::Usage(
+        return Err(AgentError::CommandLine(
             "nothing to do: give a task with -t (see --list-tasks) or a subcommand (see --help)"
                 .into(),
         ));
