@@ -268,6 +268,26 @@ mod plugins {
                 .unwrap_or_default();
             println!("{name:<34} {:>14} {:>14}  {status}", cells[0], cells[1]);
         }
+        // Stopping a plugin host: what the end of every run pays (median of 20).
+        {
+            let sandbox = Sandbox::new(&libs[..1])?;
+            let mut stops = Vec::new();
+            for _ in 0..20 {
+                let registry = Registry::open(sandbox.config(Isolation::Process)?)?;
+                registry.get("example").context("example not loaded")?;
+                let start = Instant::now();
+                drop(registry);
+                stops.push(start.elapsed());
+            }
+            stops.sort();
+            println!(
+                "{:<34} {:>14}  (median of 20; min {}, max {})",
+                "stop one plugin host",
+                ms(stops[10]),
+                ms(stops[0]),
+                ms(stops[19])
+            );
+        }
         for isolation in [Isolation::InProcess, Isolation::Process] {
             let sandbox = Sandbox::new(&libs)?;
             let start = Instant::now();
