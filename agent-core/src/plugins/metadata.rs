@@ -13,7 +13,8 @@ use std::path::Path;
 
 use armadito_plugin_api::model::PluginMetadata;
 use armadito_plugin_api::static_meta::{SECTION, find_json};
-use object::{Object, ObjectSection, ReadCache};
+use object::read::elf::{FileHeader, SectionHeader};
+use object::{FileKind, Object, ObjectSection, ReadCache, ReadRef, elf};
 
 /// What the metadata section says, and whether it lists capabilities.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,18 +27,40 @@ pub(crate) struct StaticMetadata {
 /// Read the metadata section of the library at `path`.
 pub(crate) fn read(path: &Path) -> Result<Option<StaticMetadata>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
+    // Reads only the byte ranges asked for: headers, section table, names, one section.
     let cache = ReadCache::new(file);
-    let Ok(object) = object::File::parse(&cache) else {
-        return Ok(None);
-    };
     let name = SECTION.rsplit(',').next().unwrap_or(SECTION);
-    let Some(section) = object.section_by_name(name) else {
-        return Ok(None);
+    let data = match FileKind::parse(&cache) {
+        Ok(FileKind::Elf64) => {
+            elf_section::<elf::FileHeader64<object::Endianness>, _>(&cache, name)
+        }
+        Ok(FileKind::Elf32) => {
+            elf_section::<elf::FileHeader32<object::Endianness>, _>(&cache, name)
+        }
+        Ok(_) => object::File::parse(&cache).ok().and_then(|o| {
+            o.section_by_name(name)
+                .map(|s| s.data().map_err(|e| e.to_string()))
+        }),
+        Err(_) => None,
     };
-    let data = section
-        .data()
-        .map_err(|e| format!("cannot read the metadata section: {e}"))?;
-    decode(data).map(Some)
+    match data {
+        None => Ok(None),
+        Some(Ok(bytes)) => decode(bytes).map(Some),
+        Some(Err(e)) => Err(format!("cannot read the metadata section: {e}")),
+    }
+}
+
+/// An ELF section's bytes, without parsing symbols and relocations (which `object::File`
+/// does eagerly: megabytes for a plugin built with its symbols).
+fn elf_section<'data, Elf: FileHeader<Endian = object::Endianness>, R: ReadRef<'data>>(
+    data: R,
+    name: &str,
+) -> Option<Result<&'data [u8], String>> {
+    let header = Elf::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    let sections = header.sections(endian, data).ok()?;
+    let (_, section) = sections.section_by_name(endian, name.as_bytes())?;
+    Some(section.data(endian, data).map_err(|e| e.to_string()))
 }
 
 /// Decode the bytes of a metadata section.

@@ -113,6 +113,13 @@ fn hwm_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Whether `pid` runs a plugin host already. Between fork and exec a child still shares the
+/// agent's memory (and shows the agent's command line): it must not count as a host.
+fn is_host(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"plugin-host"))
+}
+
 /// Children of `pid` (all its threads).
 fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -144,7 +151,8 @@ fn sampled_run(s: &AgentSandbox) -> Result<(u64, u64, usize)> {
         std::thread::spawn(move || {
             let mut peaks: BTreeMap<u32, u64> = BTreeMap::new();
             while !done.load(Ordering::Relaxed) {
-                for p in std::iter::once(pid).chain(children(pid)) {
+                let hosts = children(pid).into_iter().filter(|c| is_host(*c));
+                for p in std::iter::once(pid).chain(hosts) {
                     if let Some(kb) = hwm_kb(p) {
                         let e = peaks.entry(p).or_default();
                         *e = (*e).max(kb);
