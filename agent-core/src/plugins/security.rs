@@ -5,13 +5,14 @@
 //!   privilege escalation. On Unix, the folder and every plugin file must be owned by root or
 //!   by the agent's effective user, and must not be writable by group or others. These checks
 //!   run before any byte of the plugin is mapped. (On Windows, ACLs are not checked yet.)
-//! * The bytes that are hashed are the bytes written to the cache (read once), so the hash
-//!   names exactly the code that is loaded.
+//! * The hash names exactly the code that is loaded: a cache copy is used only if its own
+//!   bytes hash to the original's hash (checked on every use, and right after writing it).
+//!   Files are streamed (64 KiB at a time): a plugin of megabytes costs no megabyte buffer.
 //! * Cache files are written to a temporary name then renamed: a loaded copy is never
 //!   overwritten in place (that segfaults the process that mapped it).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -127,11 +128,34 @@ pub struct CachedCopy {
     pub path: PathBuf,
 }
 
-/// Read `original`, hash it and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
+/// SHA-256 (lowercase hex) of what `reader` yields; a copy of it goes to `sink` if given.
+fn sha256_stream(mut reader: impl Read, mut sink: Option<&mut fs::File>) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        if let Some(out) = sink.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
+    }
+    let mut out = String::with_capacity(64);
+    for b in hasher.finalize() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    Ok(out)
+}
+
+/// Hash `original` and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
 /// `cache_dir` must come from [`prepare_cache_dir`] (absolute, private).
 pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, TrustError> {
-    let bytes = fs::read(original).map_err(io_err(original))?;
-    let hash = sha256_hex(&bytes);
+    let source = fs::File::open(original).map_err(io_err(original))?;
+    let hash = sha256_stream(source, None).map_err(io_err(original))?;
     let stem = original
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -143,8 +167,8 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
     let path = cache_dir.join(format!("{stem}-{}.{ext}", &hash[..16]));
 
     // Reuse an existing copy only if it still holds exactly these bytes.
-    if let Ok(existing) = fs::read(&path)
-        && sha256_hex(&existing) == hash
+    if let Ok(existing) = fs::File::open(&path)
+        && sha256_stream(existing, None).is_ok_and(|h| h == hash)
     {
         return Ok(CachedCopy { hash, path });
     }
@@ -164,8 +188,13 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
         }
         let mut file = options.open(&tmp)?;
         // No fsync: a copy damaged by a power loss fails the hash check above and is rewritten.
-        file.write_all(&bytes)?;
+        let copied = sha256_stream(fs::File::open(original)?, Some(&mut file))?;
         drop(file);
+        if copied != hash {
+            return Err(std::io::Error::other(
+                "the file changed while it was being copied; try again",
+            ));
+        }
         fs::rename(&tmp, &path)
     };
     write().map_err(|e| {
