@@ -129,7 +129,10 @@ pub struct CachedCopy {
 }
 
 /// SHA-256 (lowercase hex) of what `reader` yields; a copy of it goes to `sink` if given.
-fn sha256_stream(mut reader: impl Read, mut sink: Option<&mut fs::File>) -> std::io::Result<String> {
+fn sha256_stream(
+    mut reader: impl Read,
+    mut sink: Option<&mut fs::File>,
+) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
