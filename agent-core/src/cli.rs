@@ -10,15 +10,56 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::wire::TaskName;
 
-/// Exit codes, documented in `--help` and the man page.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  the task failed (server error, network error after retries, backend error)
-  2  bad command line (unknown task or option)
-  3  configuration error (config file, enrollment key format, TLS files)
-  4  not enrolled: run -t Enrollment first
-  5  local state error (state store unreadable, corrupt, locked or not writable)";
+/// Exit codes: the one table behind `AgentError::exit_code`, `--help`, the man page and the
+/// README's table (a test compares them).
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const COMMAND_LINE: u8 = 2;
+    pub const CONFIG: u8 = 3;
+    pub const NOT_ENROLLED: u8 = 4;
+    pub const STATE: u8 = 5;
+    /// Like clamscan's 1, but distinct from "the task failed".
+    pub const MALWARE_FOUND: u8 = 6;
+}
+
+/// (code, meaning), in order.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (exit::SUCCESS, "success"),
+    (
+        exit::FAILED,
+        "the task failed (server error, network error after retries, backend error, results kept for the next run)",
+    ),
+    (
+        exit::COMMAND_LINE,
+        "bad command line (unknown task or option, -t Scan without --path or with a missing path)",
+    ),
+    (
+        exit::CONFIG,
+        "configuration error (config file, key format, TLS files, no server or backend set, unknown backend)",
+    ),
+    (
+        exit::NOT_ENROLLED,
+        "not enrolled: run -t Enrollment first (no request is sent)",
+    ),
+    (
+        exit::STATE,
+        "local state error (store unreadable or corrupt - moved aside, never deleted -, locked, disk full)",
+    ),
+    (
+        exit::MALWARE_FOUND,
+        "-t Scan found malware (the scan itself completed)",
+    ),
+];
+
+/// The exit code table as `--help` and the man page show it.
+pub fn exit_codes_help() -> String {
+    let mut s = String::from("Exit codes:");
+    for (code, meaning) in EXIT_CODES {
+        s.push_str(&format!("\n  {code}  {meaning}"));
+    }
+    s
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +68,7 @@ Exit codes:
     about = "Runs and watches antivirus software for a GLPI server (Armadito plugin).",
     long_about = "Runs and watches antivirus software for a GLPI server (Armadito plugin 0.10.1).\n\
                   Each run performs one task (-t) or one inspection subcommand.",
-    after_help = EXIT_CODES
+    after_help = exit_codes_help()
 )]
 pub struct Cli {
     /// Task to run
@@ -215,11 +256,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the backend plugins found, loaded or refused
+    /// List the backend plugins found, available or refused (read from the files: no plugin
+    /// code runs unless --check)
     Plugins {
         /// JSON output
         #[arg(long)]
         json: bool,
+        /// Also start each backend (its new() with its settings) and report failures
+        #[arg(long)]
+        check: bool,
     },
     /// Backend set-up done on this host by an administrator (never from the server)
     Backend {
@@ -339,6 +384,40 @@ mod tests {
             let e = parse(&["a", "-t", bad]).unwrap_err();
             assert_eq!(e.exit_code(), 2);
             assert!(e.to_string().contains("invalid value"), "{e}");
+        }
+    }
+
+    #[test]
+    fn exit_codes_are_the_same_in_help_man_and_readme() {
+        let help = command().render_long_help().to_string();
+        let man = String::from_utf8(render_man().unwrap()).unwrap();
+        let readme = include_str!("../../README.md");
+        let table: Vec<(u8, String)> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("### Exit codes"))
+            .skip(1)
+            .take_while(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+                Some((cells.first()?.parse().ok()?, cells.get(1)?.replace('`', "")))
+            })
+            .collect();
+        let ours: Vec<(u8, String)> = EXIT_CODES
+            .iter()
+            .map(|(c, m)| (*c, m.to_string()))
+            .collect();
+        assert_eq!(table, ours, "README's exit code table");
+        // --help wraps long lines: compare with whitespace collapsed.
+        let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let help = words(&help);
+        for (code, meaning) in EXIT_CODES {
+            assert!(
+                help.contains(&words(&format!("{code} {meaning}"))),
+                "--help lacks {code}: {help}"
+            );
+            // roff escapes '-' as '\-'
+            let first = meaning.split(' ').next().unwrap().replace('-', "\\-");
+            assert!(man.contains(&first), "man page lacks {code}: {first}");
         }
     }
 

@@ -43,12 +43,26 @@ impl UuidSource {
 
 /// Resolves the UUID to send, recording it in the store.
 pub fn machine_uuid(configured: Option<&str>, store: &Store) -> Result<MachineUuid, IdentityError> {
+    let hardware = if configured.is_some() {
+        None
+    } else {
+        hardware_uuid()
+    };
+    resolve(configured, hardware, store)
+}
+
+/// [`machine_uuid`] with the hardware lookup already done (tests give any answer).
+fn resolve(
+    configured: Option<&str>,
+    hardware: Option<(MachineUuid, UuidSource)>,
+    store: &Store,
+) -> Result<MachineUuid, IdentityError> {
     let (uuid, source) = match configured {
         Some(raw) => (
             MachineUuid::parse(raw).map_err(IdentityError::Config)?,
             UuidSource::Config,
         ),
-        None => match hardware_uuid() {
+        None => match hardware {
             Some(found) => found,
             None => match store
                 .stored_uuid()?
@@ -158,14 +172,30 @@ mod tests {
 
     #[test]
     fn generated_uuid_is_stable_when_no_hardware_uuid() {
-        if hardware_uuid().is_some() {
-            return; // this machine has a real UUID; the fallback is covered where it has none
-        }
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let a = machine_uuid(None, &store).unwrap();
-        let b = machine_uuid(None, &store).unwrap();
+        let a = resolve(None, None, &store).unwrap();
+        let b = resolve(None, None, &store).unwrap();
         assert_eq!(a, b);
         assert_eq!(store.stored_uuid().unwrap().unwrap().source, "generated");
+
+        // A hardware UUID showing up later (or a new board) replaces it, and is recorded.
+        let hw = MachineUuid::parse("4C4C4544-0033-4A10-8051-B4C04F4E4B32").unwrap();
+        let c = resolve(None, Some((hw.clone(), UuidSource::Smbios)), &store).unwrap();
+        assert_eq!(c, hw);
+        assert_ne!(c, a);
+        let s = store.stored_uuid().unwrap().unwrap();
+        assert_eq!(
+            (s.uuid.as_str(), s.source.as_str()),
+            (hw.as_str(), "smbios")
+        );
+        // And the configured one wins over both.
+        let d = resolve(
+            Some("11111111-2222-4333-8444-555555555555"),
+            Some((hw, UuidSource::Smbios)),
+            &store,
+        )
+        .unwrap();
+        assert_eq!(d.as_str(), "11111111-2222-4333-8444-555555555555");
     }
 }

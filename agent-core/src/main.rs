@@ -1,5 +1,5 @@
 //! `armadito-agent`: a thin shell over `agent_core`. Parses argv, runs, maps errors to the exit
-//! codes documented in `--help` (see `agent_core::cli::EXIT_CODES`).
+//! codes documented in `--help` (the table `agent_core::cli::EXIT_CODES`).
 
 use std::process::ExitCode;
 
@@ -17,8 +17,9 @@ fn main() -> ExitCode {
     if let Some(Command::PluginHost { plugin }) = &cli.command {
         return agent_core::plugins::plugin_host_main(plugin);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread is enough: a run does one task, its waits are I/O, and backend calls go to
+    // `spawn_blocking`. Worker threads would only cost start-up time and memory.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -304,7 +304,7 @@ fn unsafe_permissions_are_refused() {
     drop(registry);
 
     fs::set_permissions(sandbox.dir(), fs::Permissions::from_mode(0o777)).unwrap();
-    let reports = discover(&sandbox.config(Isolation::InProcess));
+    let reports = discover(&sandbox.config(Isolation::InProcess), false);
     assert_eq!(reports.len(), 1, "{reports:#?}");
     assert_eq!(reports[0].file, sandbox.dir());
     assert!(
@@ -333,7 +333,7 @@ fn symlinked_plugins_and_foreign_parent_folders_are_refused() {
 
     // the plugins folder is fine, its parent belongs to another user
     std::os::unix::fs::chown(sandbox.root.path(), Some(65534), Some(65534)).unwrap();
-    let reports = discover(&sandbox.config(Isolation::InProcess));
+    let reports = discover(&sandbox.config(Isolation::InProcess), false);
     std::os::unix::fs::chown(sandbox.root.path(), Some(0), Some(0)).unwrap();
     assert_eq!(reports.len(), 1, "{reports:#?}");
     assert_eq!(reports[0].file, sandbox.dir());
@@ -365,7 +365,7 @@ fn same_name_higher_version_wins() {
 #[test]
 fn listing_as_table_and_json() {
     let sandbox = Sandbox::new(&["example", "old-interface"]);
-    let reports = discover(&sandbox.config(Isolation::Process));
+    let reports = discover(&sandbox.config(Isolation::Process), true);
     let table = render_table(&reports);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
@@ -398,4 +398,80 @@ fn listing_as_table_and_json() {
         .filter_map(|r| r.name.as_deref())
         .collect();
     assert_eq!(names, vec!["example"], "what --list-backends prints");
+}
+
+#[test]
+fn listing_reads_files_without_running_plugins() {
+    // new-fails refuses in new(): a listing that ran plugins would report it refused.
+    let sandbox = Sandbox::new(&["example", "example2", "new-fails"]);
+    let reports = discover(&sandbox.config(Isolation::Process), false);
+    for file in ["example.so", "example2.so", "new-fails.so"] {
+        let r = report(&reports, file);
+        assert_eq!(r.status, PluginStatus::Available, "{r:#?}");
+        assert!(r.hash.is_some() && r.name.is_some(), "{r:#?}");
+    }
+    // Capabilities come from the file when the plugin declares them as a constant.
+    let caps = report(&reports, "example2.so")
+        .capabilities
+        .clone()
+        .unwrap();
+    assert_eq!(caps.invoke_methods, vec!["echo", "count"]);
+    assert!(caps.alerts && caps.config_set);
+    assert!(report(&reports, "example.so").capabilities.is_none());
+
+    let checked = discover(&sandbox.config(Isolation::Process), true);
+    assert_eq!(report(&checked, "example.so").status, PluginStatus::Loaded);
+    assert!(
+        reason(&checked, "new-fails.so").starts_with("failed to start:"),
+        "{checked:#?}"
+    );
+}
+
+fn open_for_starts_only_the_selected(isolation: Isolation) {
+    let sandbox = Sandbox::new(&["example", "example-next", "example2", "new-fails"]);
+    let registry = Registry::open_for(sandbox.config(isolation), "example").unwrap();
+    assert_eq!(
+        registry.names(),
+        vec!["example"],
+        "only one backend started"
+    );
+    let backend = registry.get("example").unwrap();
+    assert_eq!(backend.metadata().version, "1.1.0", "highest version wins");
+    assert_eq!(backend.state().unwrap().product_name, "Example AV (next)");
+    let reports = registry.reports();
+    assert_eq!(
+        report(&reports, "example-next.so").status,
+        PluginStatus::Loaded
+    );
+    assert_eq!(
+        report(&reports, "example.so").status,
+        PluginStatus::Duplicate
+    );
+    for file in ["example2.so", "new-fails.so"] {
+        assert_eq!(report(&reports, file).status, PluginStatus::Available);
+        assert!(report(&reports, file).cached.is_none(), "not even copied");
+    }
+    assert_eq!(
+        registry.usable_names(),
+        vec!["example", "example2", "new-fails"]
+    );
+    assert!(
+        Registry::open_for(sandbox.config(isolation), "absent")
+            .unwrap()
+            .names()
+            .is_empty()
+    );
+    let failing = Registry::open_for(sandbox.config(isolation), "new-fails").unwrap();
+    assert!(failing.names().is_empty());
+    assert!(reason(&failing.reports(), "new-fails.so").starts_with("failed to start:"));
+}
+
+#[test]
+fn open_for_starts_only_the_selected_in_process() {
+    open_for_starts_only_the_selected(Isolation::InProcess);
+}
+
+#[test]
+fn open_for_starts_only_the_selected_process() {
+    open_for_starts_only_the_selected(Isolation::Process);
 }

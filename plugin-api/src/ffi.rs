@@ -124,8 +124,8 @@ pub struct PluginModule {
     pub version: RStr<'static>,
     /// JSON of `PluginMetadata` (name, versions, description, capabilities).
     pub metadata: extern "C" fn() -> RResult<RString, RString>,
-    /// Construct the backend. `settings_json` is the `[plugins.settings.<name>]` table of the
-    /// agent configuration, as JSON (`{}` when absent).
+    /// Construct the backend. `settings_json` is the `[backends.<name>]` table of the agent
+    /// configuration, as JSON (`{}` when absent).
     #[sabi(last_prefix_field)]
     pub new:
         extern "C" fn(host: HostServices, settings_json: RStr<'_>) -> RResult<BackendBox, RString>,

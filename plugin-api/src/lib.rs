@@ -14,11 +14,13 @@
 pub mod ffi;
 pub mod model;
 pub mod plugin;
+pub mod static_meta;
 
 pub use model::*;
 pub use plugin::{Host, Level, Plugin, Progress, log, metadata_of};
 /// Re-exported so plugins can build settings and `invoke` values without a direct dependency.
 pub use serde_json;
+pub use static_meta::StaticCapabilities;
 
 /// Version of the plugin interface: the frozen [`ffi`] vtable plus the [`model`].
 ///
@@ -31,7 +33,8 @@ pub mod __private {
     pub use abi_stable;
 }
 
-/// Export `$plugin` (a type implementing [`Plugin`]) as this library's root module.
+/// Export `$plugin` (a type implementing [`Plugin`]) as this library's root module, and write
+/// its metadata into the file ([`static_meta`]) so the agent can list it without loading it.
 ///
 /// Use it exactly once, in a crate with `crate-type = ["cdylib"]` (or `["cdylib", "rlib"]`).
 /// It expands to what abi_stable's `#[export_root_module]` generates, with paths through this
@@ -39,6 +42,16 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        /// The plugin's metadata, readable from the file without loading it (see
+        /// `armadito_plugin_api::static_meta`). Exported so the linker keeps it.
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        #[used]
+        #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".armmeta"))]
+        #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__armmeta"))]
+        pub static ARMADITO_PLUGIN_METADATA: [u8; $crate::static_meta::len::<$plugin>()] =
+            $crate::static_meta::bytes::<$plugin, { $crate::static_meta::len::<$plugin>() }>();
+
         #[doc(hidden)]
         fn __armadito_plugin_root_module() -> $crate::ffi::PluginModule_Ref {
             $crate::plugin::root_module::<$plugin>()

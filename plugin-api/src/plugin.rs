@@ -27,6 +27,7 @@ use crate::model::{
     AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, ErrorKind,
     PluginError, PluginMetadata, ScanProgress, ScanRequest, ScanResult,
 };
+use crate::static_meta::StaticCapabilities;
 
 /// What a plugin author implements. All methods but `new` have a default that answers
 /// `not-supported`, so a backend implements only what its product can do (and says so in
@@ -43,10 +44,19 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// One line for humans.
     const DESCRIPTION: &'static str = "";
 
-    /// What this backend supports.
-    fn capabilities() -> Capabilities;
+    /// What this backend supports, as a constant: [`crate::export_plugin!`] then writes it into
+    /// the library's static metadata, so the agent can list the plugin without running it.
+    /// When set, [`Plugin::capabilities`] defaults to it.
+    const CAPABILITIES: Option<StaticCapabilities> = None;
 
-    /// Build the backend. `settings` is the `[plugins.settings.<NAME>]` table of the agent
+    /// What this backend supports.
+    fn capabilities() -> Capabilities {
+        Self::CAPABILITIES
+            .map(|c| c.to_capabilities())
+            .unwrap_or_default()
+    }
+
+    /// Build the backend. `settings` is the `[backends.<NAME>]` table of the agent
     /// configuration (`{}` when absent). An error here refuses the plugin with its message.
     fn new(host: Host, settings: Value) -> Result<Self, PluginError>;
 

@@ -26,6 +26,9 @@ pub fn agent_bin() -> &'static Path {
             "agent-core",
             "--bin",
             "armadito-agent",
+            // its process-isolation child, used when it sits next to the agent
+            "--bin",
+            "armadito-plugin-host",
         ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");

@@ -136,7 +136,8 @@ fn local_scan_prints_results_and_reports_only_when_asked() {
     let tree = armadito_tests::fleet::make_tree(&s.dir.path().join("tree"), 4, 1);
     let before = d.requests().len();
     let r = s.run(&["-t", "Scan", "--path", tree.to_str().unwrap()]);
-    r.assert_code(0);
+    r.assert_code(6)
+        .assert_one_error_line("the scan found 1 malware");
     assert!(
         r.stdout.contains("FOUND Eicar-Test-Signature"),
         "{}",
@@ -154,13 +155,13 @@ fn local_scan_prints_results_and_reports_only_when_asked() {
     );
 
     s.run(&["-t", "Scan", "--path", tree.to_str().unwrap(), "--report"])
-        .assert_code(0);
+        .assert_code(6);
     assert_eq!(d.alerts().len(), 1);
     assert_eq!(d.alerts()[0].plugin_armadito_jobs_id, 0);
     s.run(&["-t", "Scan"])
-        .assert_code(3)
+        .assert_code(2)
         .assert_one_error_line("needs --path");
     s.run(&["-t", "Scan", "--path", "/nonexistent/x"])
-        .assert_code(3)
+        .assert_code(2)
         .assert_one_error_line("does not exist");
 }

@@ -24,6 +24,9 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
     let cfg = d.create_scanconfig("tree", tree.to_str().unwrap(), "", av);
     let mut rng = rand::rng();
     let (mut kills, mut runs, mut flagged_runs) = (0, 0, 0);
+    // Per Getjobs run: the double's request count before it started, and whether it flagged
+    // an earlier run's reply as lost in flight.
+    let mut getjobs_runs: Vec<(usize, bool)> = Vec::new();
     let started = Instant::now();
     while kills < 200 {
         if rng.random_bool(0.3) {
@@ -34,6 +37,7 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
         } else {
             "Runjobs"
         };
+        let requests_before = d.requests().len();
         let mut child = s.spawn(&["-t", task]);
         std::thread::sleep(Duration::from_millis(rng.random_range(0..250)));
         if child.try_wait().unwrap().is_none() {
@@ -41,10 +45,13 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
             kills += 1;
         }
         let out = child.wait_with_output().unwrap();
-        if String::from_utf8_lossy(&out.stderr)
-            .contains("stopped while the server's reply was in flight")
-        {
+        let flagged = String::from_utf8_lossy(&out.stderr)
+            .contains("stopped while the server's reply was in flight");
+        if flagged {
             flagged_runs += 1;
+        }
+        if task == "Getjobs" {
+            getjobs_runs.push((requests_before, flagged));
         }
         runs += 1;
         assert!(
@@ -55,12 +62,15 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
 
     // peace: run until the server has nothing queued and our outbox is empty
     for _ in 0..20 {
+        let requests_before = d.requests().len();
         let g = s.run(&["-t", "Getjobs"]);
-        if g.stderr
-            .contains("stopped while the server's reply was in flight")
-        {
+        let flagged = g
+            .stderr
+            .contains("stopped while the server's reply was in flight");
+        if flagged {
             flagged_runs += 1;
         }
+        getjobs_runs.push((requests_before, flagged));
         s.run(&["-t", "Runjobs"]);
         let queued = d.jobs().iter().any(|j| j.job_status == "queued");
         if !queued && s.run(&["outbox"]).stdout.contains("(nothing pending)") {
@@ -94,6 +104,16 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
             .or_default()
             .insert(v["task"]["obj"]["code"].as_i64().unwrap());
     }
+    // Which GET jobs reply (by its position in the double's log) handed out each job.
+    let job_id = regex::Regex::new(r#""job_id": (\d+)"#).unwrap();
+    let mut handed_in: BTreeMap<i64, usize> = BTreeMap::new();
+    for (at, r) in d.requests().iter().enumerate() {
+        if r.method == "GET" && r.path.contains("/api/jobs") {
+            for c in job_id.captures_iter(&r.response_body) {
+                handed_in.entry(c[1].parse().unwrap()).or_insert(at);
+            }
+        }
+    }
     let (mut handed_out, mut finals, mut lost_in_flight) = (0, 0, 0);
     for j in d.jobs() {
         if j.job_status == "queued" {
@@ -118,6 +138,18 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
         } else {
             assert_eq!(j.job_status, "downloaded");
             lost_in_flight += 1;
+            // The run that received it died before storing it: a later Getjobs run must have
+            // said so (the marker stays until a run stores a reply, after checking it).
+            let at = *handed_in
+                .get(&j.id)
+                .unwrap_or_else(|| panic!("job {} lost but never in a GET reply", j.id));
+            assert!(
+                getjobs_runs
+                    .iter()
+                    .any(|(started, flagged)| *started > at && *flagged),
+                "job {} was lost in flight (GET reply #{at}) but no later Getjobs run flagged it",
+                j.id
+            );
         }
     }
     eprintln!(
@@ -125,10 +157,4 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
          {lost_in_flight} lost in the server's at-most-once window ({flagged_runs} runs flagged it)"
     );
     assert!(handed_out >= 20, "too few jobs to mean anything");
-    if lost_in_flight > 0 {
-        assert!(
-            flagged_runs > 0,
-            "jobs were lost in flight but the agent never said so"
-        );
-    }
 }

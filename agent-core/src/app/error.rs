@@ -1,5 +1,6 @@
 //! The agent's top-level error: one variant per documented exit code (see `cli::EXIT_CODES`).
 
+use crate::cli::exit;
 use crate::config::ConfigError;
 use crate::identity::IdentityError;
 use crate::logging::LogError;
@@ -17,8 +18,12 @@ pub enum AgentError {
     /// Exit 3.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Exit 3: the configuration does not allow the run (no server, no backend, bad key…).
     #[error("{0}")]
     Usage(String),
+    /// Exit 2: the command line asks for something impossible.
+    #[error("{0}")]
+    CommandLine(String),
     #[error(transparent)]
     Log(#[from] LogError),
     /// Exit 4.
@@ -29,15 +34,20 @@ pub enum AgentError {
     /// Exit 5.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Exit 6: a local scan completed and found malware (as clamscan's exit 1).
+    #[error("the scan found {0} malware")]
+    MalwareFound(u64),
 }
 
 impl AgentError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            AgentError::Task(_) | AgentError::Transport(_) => 1,
-            AgentError::Config(_) | AgentError::Usage(_) | AgentError::Log(_) => 3,
-            AgentError::NotEnrolled => 4,
-            AgentError::Store(_) => 5,
+            AgentError::Task(_) | AgentError::Transport(_) => exit::FAILED,
+            AgentError::CommandLine(_) => exit::COMMAND_LINE,
+            AgentError::Config(_) | AgentError::Usage(_) | AgentError::Log(_) => exit::CONFIG,
+            AgentError::NotEnrolled => exit::NOT_ENROLLED,
+            AgentError::Store(_) => exit::STATE,
+            AgentError::MalwareFound(_) => exit::MALWARE_FOUND,
         }
     }
 }

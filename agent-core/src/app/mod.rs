@@ -11,7 +11,7 @@ pub use error::AgentError;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::plugins::{Backend, PluginsConfig, Registry};
-use crate::store::{DB_FILE, Store};
+use crate::store::{DB_FILE, Store, TaskLock};
 use crate::tasks;
 use crate::transport::{GlpiClient, HttpOptions};
 use crate::wire::{AntivirusInfo, MachineUuid, TaskName};
@@ -47,28 +47,39 @@ impl Context {
             .map_err(|e| c.table_error("plugins", &e).into())
     }
 
-    /// The configured backend, loaded. The registry is returned too: it owns the plugin's
-    /// process (or library) and must live as long as the backend is used.
+    /// The configured backend, started (only that one: one plugin host in process mode).
+    /// The registry is returned too: it owns the plugin's process (or library) and must live
+    /// as long as the backend is used.
     pub fn backend(&self) -> Result<(Arc<Registry>, Arc<dyn Backend>), AgentError> {
         let name = self.config.backend.as_deref().ok_or_else(|| {
             AgentError::Usage("no backend configured: set `backend` in agent.toml or --backend NAME (see --list-backends)".into())
         })?;
-        let registry = Arc::new(Registry::open(self.plugins_config()?)?);
-        match registry.get(name) {
-            Some(b) => Ok((registry, b)),
-            None => {
-                let names = registry.names();
-                Err(AgentError::Usage(format!(
-                    "backend {name:?} is not available in {} (loadable: {}); see `armadito-agent plugins`",
-                    self.config.plugins_dir.display(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )))
-            }
+        let registry = Arc::new(Registry::open_for(self.plugins_config()?, name)?);
+        if let Some(b) = registry.get(name) {
+            return Ok((registry, b));
         }
+        let refused: Vec<String> = registry
+            .reports()
+            .into_iter()
+            .filter(|r| r.name.as_deref() == Some(name))
+            .filter_map(|r| r.reason)
+            .collect();
+        if !refused.is_empty() {
+            return Err(AgentError::Task(format!(
+                "backend {name:?} cannot start: {}",
+                refused.join("; ")
+            )));
+        }
+        let names = registry.usable_names();
+        Err(AgentError::Usage(format!(
+            "backend {name:?} is not available in {} (available: {}); see `armadito-agent plugins`",
+            self.config.plugins_dir.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )))
     }
 
     /// `task.antivirus` of our messages: the backend's name until a backend reports its product.
@@ -120,7 +131,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
 
 async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
     if ctx.cli.task.is_some() && ctx.cli.command.is_some() {
-        return Err(AgentError::Usage(
+        return Err(AgentError::CommandLine(
             "give either a task (-t) or a subcommand, not both".into(),
         ));
     }
@@ -139,7 +150,9 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
     }
     match &ctx.cli.command {
         Some(Command::Status { json }) => return tasks::status::run(ctx, *json),
-        Some(Command::Plugins { json }) => return tasks::plugins::list(ctx, *json),
+        Some(Command::Plugins { json, check }) => {
+            return tasks::plugins::list(ctx, *json, *check);
+        }
         Some(Command::Queue { json }) => return tasks::inspect::queue(ctx, *json),
         Some(Command::Outbox { json }) => return tasks::inspect::outbox(ctx, *json),
         Some(Command::Backend {
@@ -156,10 +169,25 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         return tasks::plugins::list_backends(ctx);
     }
     let Some(task) = ctx.cli.task else {
-        return Err(AgentError::Usage(
+        return Err(AgentError::CommandLine(
             "nothing to do: give a task with -t (see --list-tasks) or a subcommand (see --help)"
                 .into(),
         ));
+    };
+    // One run per task at a time: cron-started runs must not pile up behind a slow server
+    // (and send the same messages twice). Taken before the wait, held to the end.
+    let lock_name = format!("run-{}", task.as_str());
+    let Some(_run_lock) = TaskLock::try_acquire(&ctx.config.state_dir, &lock_name)? else {
+        tracing::warn!(
+            task = task.as_str(),
+            "another {} run is in progress (it holds {}): this run exits",
+            task.as_str(),
+            ctx.config
+                .state_dir
+                .join(format!("{lock_name}.lock"))
+                .display()
+        );
+        return Ok(());
     };
     wait_before_task(ctx.cli.wait, ctx.cli.wait_rand).await;
     match task {

@@ -134,6 +134,10 @@ pub struct OutboxConfig {
     /// (full jitter), capped at `retry_max`.
     pub retry_base: u64,
     pub retry_max: u64,
+    /// Seconds one run may spend delivering, all flushes together; what is left stays queued.
+    pub deadline: u64,
+    /// Consecutive 5xx answers or timeouts after which a run stops delivering.
+    pub max_consecutive_failures: u32,
 }
 
 impl Default for OutboxConfig {
@@ -142,6 +146,8 @@ impl Default for OutboxConfig {
             max_messages: 10_000,
             retry_base: 30,
             retry_max: 3600,
+            deadline: 300,
+            max_consecutive_failures: 3,
         }
     }
 }

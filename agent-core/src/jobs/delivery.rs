@@ -5,7 +5,11 @@
 //! for a day is retried gently across runs and receives everything once it is back.
 //! A network-level failure stops the flush (the server is unreachable: the other messages
 //! would fail the same way); a server error on one message (HTTP 4xx/5xx) does not hold back
-//! the messages behind it.
+//! the messages behind it, but `max_consecutive_failures` 5xx answers or timeouts in a row end
+//! the run's delivery (a server answering slow 500s must not hold a cron run for hours).
+//! A run delivers until its deadline ([`RunBudget`]); what is left stays in the outbox.
+
+use std::time::{Duration, Instant};
 
 use crate::config::OutboxConfig;
 use crate::store::{Store, StoreError};
@@ -23,6 +27,54 @@ pub struct FlushReport {
     pub last_error: Option<String>,
     /// Whether the flush stopped early because the server could not be reached.
     pub server_unreachable: bool,
+    /// Why this run delivers no more (deadline, failures in a row), once it stopped.
+    pub halted: Option<String>,
+}
+
+/// What one run may still spend on delivery, shared by all its flushes.
+#[derive(Debug, Clone)]
+pub struct RunBudget {
+    deadline: Instant,
+    max_failures: u32,
+    /// 5xx answers and timeouts in a row.
+    failures_in_a_row: u32,
+    halted: Option<String>,
+}
+
+impl RunBudget {
+    pub fn new(cfg: &OutboxConfig) -> RunBudget {
+        RunBudget {
+            deadline: Instant::now() + Duration::from_secs(cfg.deadline),
+            max_failures: cfg.max_consecutive_failures.max(1),
+            failures_in_a_row: 0,
+            halted: None,
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn halt(&mut self, why: String) {
+        tracing::warn!("delivery stops for this run, the rest stays in the outbox: {why}");
+        self.halted = Some(why);
+    }
+
+    /// Count one failure; `true` when it is the one too many.
+    fn failed(&mut self, server_trouble: bool) -> bool {
+        if !server_trouble {
+            return false;
+        }
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row >= self.max_failures {
+            self.halt(format!(
+                "{} server errors or timeouts in a row",
+                self.failures_in_a_row
+            ));
+            return true;
+        }
+        false
+    }
 }
 
 /// Sends every due message, oldest first.
@@ -30,12 +82,21 @@ pub async fn flush(
     store: &mut Store,
     client: &GlpiClient,
     cfg: &OutboxConfig,
+    budget: &mut RunBudget,
 ) -> Result<FlushReport, StoreError> {
     let mut report = FlushReport::default();
     let now = UnixTime::now().secs();
     // One batch of due messages; messages added while we deliver wait for the next flush.
-    let batch = store.due_messages(now, 10_000)?;
+    let batch = if budget.halted.is_some() {
+        Vec::new()
+    } else {
+        store.due_messages(now, 10_000)?
+    };
     for msg in batch {
+        if budget.remaining().is_zero() {
+            budget.halt(format!("the delivery deadline ({} s) passed", cfg.deadline));
+            break;
+        }
         let Some(endpoint) = Endpoint::ALL
             .iter()
             .copied()
@@ -50,14 +111,30 @@ pub async fn flush(
             report.failed += 1;
             continue;
         };
-        match client.post(endpoint, &msg.body).await {
+        let Ok(answer) =
+            tokio::time::timeout(budget.remaining(), client.post(endpoint, &msg.body)).await
+        else {
+            // Cut mid-request: it may have been processed; it stays queued (at least once).
+            let line = format!(
+                "the delivery deadline ({} s) passed during the request",
+                cfg.deadline
+            );
+            store.message_failed(msg.id, &line, now)?;
+            report.failed += 1;
+            report.last_error = Some(line);
+            budget.halt(format!("the delivery deadline ({} s) passed", cfg.deadline));
+            break;
+        };
+        match answer {
             Ok(reply) => match processed(&reply.body) {
                 Processed::Yes => {
+                    budget.failures_in_a_row = 0;
                     store.message_delivered(&msg)?;
                     report.delivered += 1;
                     tracing::debug!(endpoint = %endpoint, kind = msg.kind.as_str(), job_id = ?msg.job_id, "delivered");
                 }
                 Processed::WithNotice => {
+                    budget.failures_in_a_row = 0;
                     tracing::warn!(endpoint = %endpoint, kind = msg.kind.as_str(), body = %reply.summary(),
                         "server accepted the message but printed PHP notices");
                     store.message_delivered(&msg)?;
@@ -93,10 +170,14 @@ pub async fn flush(
                     report.server_unreachable = true;
                     break;
                 }
+                if budget.failed(server_trouble(&e)) {
+                    break;
+                }
             }
         }
     }
     report.pending = store.outbox_len()?;
+    report.halted = budget.halted.clone();
     Ok(report)
 }
 
@@ -132,6 +213,11 @@ fn unreachable(e: &TransportError) -> bool {
             | TransportError::Timeout { .. }
             | TransportError::Tls { .. }
     ) || matches!(e.status(), Some(502..=504))
+}
+
+/// A 5xx answer or a timeout: the server is in trouble, not this message.
+fn server_trouble(e: &TransportError) -> bool {
+    matches!(e, TransportError::Timeout { .. }) || e.status().is_some_and(|s| s >= 500)
 }
 
 /// Seconds before the next try of a message that failed `attempts` times.
@@ -173,14 +259,30 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let cfg = OutboxConfig {
-            max_messages: 10,
             retry_base: 10,
-            retry_max: 60,
+            retry_max: 600,
+            ..OutboxConfig::default()
         };
-        for attempts in 1..20 {
-            let d = backoff_secs(&cfg, attempts);
-            assert!((1..=60).contains(&d), "{attempts}: {d}");
+        // Full jitter: attempt n waits rand(0, min(600, 10·2^(n-1))) s (at least 1). Over 300
+        // draws the largest lands in the upper half of that bound (chance of not: 2^-300), so
+        // the maxima double until the cap and then stay there.
+        let mut maxima = Vec::new();
+        for attempts in 1..=10 {
+            let bound = (10u64 << (attempts - 1)).min(600);
+            let draws: Vec<u64> = (0..300).map(|_| backoff_secs(&cfg, attempts)).collect();
+            assert!(
+                draws.iter().all(|d| (1..=bound).contains(d)),
+                "attempt {attempts}: {draws:?} outside 1..={bound}"
+            );
+            let max = *draws.iter().max().unwrap();
+            assert!(
+                max * 2 >= bound,
+                "attempt {attempts}: max {max}, bound {bound}"
+            );
+            maxima.push(max);
         }
+        assert!(maxima[4] > 2 * maxima[0] + 10, "grows: {maxima:?}");
+        assert!(maxima.iter().all(|m| *m <= 600), "capped: {maxima:?}");
         let zero = OutboxConfig {
             retry_base: 0,
             ..cfg

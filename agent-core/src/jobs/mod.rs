@@ -27,6 +27,8 @@ pub struct Enrolled {
     pub agent_id: i64,
     pub uuid: MachineUuid,
     pub antivirus: AntivirusInfo,
+    /// This run's delivery deadline and failure count, shared by all its flushes.
+    pub delivery: delivery::RunBudget,
 }
 
 impl Enrolled {
@@ -42,6 +44,7 @@ impl Enrolled {
             agent_id,
             uuid,
             antivirus: ctx.antivirus(),
+            delivery: delivery::RunBudget::new(&ctx.config.outbox),
         })
     }
 
@@ -114,7 +117,13 @@ impl Enrolled {
         &mut self,
         ctx: &Context,
     ) -> Result<delivery::FlushReport, AgentError> {
-        let report = delivery::flush(&mut self.store, &self.client, &ctx.config.outbox).await?;
+        let report = delivery::flush(
+            &mut self.store,
+            &self.client,
+            &ctx.config.outbox,
+            &mut self.delivery,
+        )
+        .await?;
         if report.delivered + report.failed > 0 {
             tracing::info!(
                 delivered = report.delivered,

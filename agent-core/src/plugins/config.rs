@@ -57,8 +57,8 @@ pub struct PluginsConfig {
     /// Ceiling of the exponential restart back-off of a crashing plugin process.
     #[serde(deserialize_with = "seconds")]
     pub restart_backoff_max: Duration,
-    /// The `armadito-agent` executable used to spawn `plugin-host` children;
-    /// `std::env::current_exe()` by default.
+    /// The executable spawned as `<host_exe> plugin-host --plugin FILE`: by default
+    /// `armadito-plugin-host` next to our own executable, else our own executable.
     #[serde(skip)]
     pub host_exe: PathBuf,
     /// Per-backend settings handed to the plugin's `new()`, keyed by backend name. Set by the
@@ -77,7 +77,7 @@ impl Default for PluginsConfig {
             scan_timeout: Duration::from_secs(6 * 3600),
             watch_interval: Duration::from_secs(2),
             restart_backoff_max: Duration::from_secs(60),
-            host_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("armadito-agent")),
+            host_exe: default_host_exe(),
             settings: BTreeMap::new(),
         }
     }
@@ -125,6 +125,17 @@ impl PluginsConfig {
             .map(|v| v.to_string())
             .unwrap_or_else(|| "{}".to_owned())
     }
+}
+
+/// `armadito-plugin-host` installed next to the running executable (a small binary: only the
+/// plugin host), else the running executable itself (`armadito-agent plugin-host`).
+fn default_host_exe() -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("armadito-agent"));
+    let host = me.with_file_name(format!(
+        "armadito-plugin-host{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    if host.is_file() { host } else { me }
 }
 
 fn default_plugins_dir() -> PathBuf {

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::loader::{self, LoadError, LoadedModule};
 use super::pool::Pool;
-use super::protocol::{EXIT_REFUSED, Hello, Message, Request, method};
+use super::protocol::{EXIT_REFUSED, Hello, Message, ProtocolInfo, Request, method};
 use super::security;
 
 type Out = Mutex<Box<dyn Write + Send>>;
@@ -112,6 +112,7 @@ pub fn plugin_host_main(plugin: &Path) -> ExitCode {
         }
     };
     send(&Message::Hello(Hello {
+        protocol: Some(ProtocolInfo::ours()),
         metadata: loaded.metadata.clone(),
         pid: std::process::id(),
     }));

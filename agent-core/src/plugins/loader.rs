@@ -123,6 +123,36 @@ pub(crate) fn load_module(path: &Path) -> Result<LoadedModule, LoadError> {
     Ok(LoadedModule { module, metadata })
 }
 
+/// The checks `load_module` makes on what a plugin declares, applied to metadata read from
+/// its file (no plugin code ran): interface version, name, version.
+pub(crate) fn check_declared(m: &PluginMetadata) -> Result<(), LoadError> {
+    let supported = supported_interface();
+    let found =
+        semver::Version::parse(&m.interface_version).map_err(|_| LoadError::InterfaceVersion {
+            found: format!("{:?} (not semver)", m.interface_version),
+            supported: supported.to_string(),
+        })?;
+    if !supported.matches(&found) {
+        return Err(LoadError::InterfaceVersion {
+            found: found.to_string(),
+            supported: supported.to_string(),
+        });
+    }
+    if m.name.is_empty() || !is_valid_name(&m.name) {
+        return Err(LoadError::Metadata(format!(
+            "invalid backend name {:?} (use letters, digits, '-', '_')",
+            m.name
+        )));
+    }
+    if semver::Version::parse(&m.version).is_err() {
+        return Err(LoadError::Metadata(format!(
+            "plugin version {:?} is not semver",
+            m.version
+        )));
+    }
+    Ok(())
+}
+
 fn is_valid_name(name: &str) -> bool {
     name.len() <= 64
         && name

@@ -33,12 +33,14 @@
 //! let state = tokio::task::spawn_blocking(move || backend.state()).await??;
 //! ```
 //! `armadito-agent plugin-host --plugin <file>` must call [`plugin_host_main`]: process
-//! isolation spawns `cfg.host_exe` (our own executable) with exactly these arguments.
+//! isolation spawns `cfg.host_exe` (`armadito-plugin-host` next to the agent, else the agent
+//! itself) with exactly these arguments.
 
 mod config;
 mod host;
 mod inprocess;
 mod loader;
+mod metadata;
 mod pool;
 mod process;
 mod protocol;

@@ -17,13 +17,17 @@
 //! * A child starts with a cleared environment plus [`CHILD_ENV`]: the agent's secrets
 //!   (`ARMADITO_AGENT_KEY`, `ARMADITO_AGENT_PASSWORD`, proxies with credentials…) never reach
 //!   plugin code.
+//! * The connection ([`Conn::connect`]) works on any `Read`/`Write` pair; the child process is
+//!   optional, so the protocol is tested in memory (pipes and a thread as the host).
+//! * Stopping a child costs what its exit costs: the reader thread reaps it and wakes the
+//!   stopper (no fixed sleep), which kills it only after `STOP_GRACE`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use armadito_plugin_api::model::{
@@ -34,6 +38,8 @@ use serde_json::{Value, json};
 
 use super::loader::{LoadError, emit_log};
 use super::protocol::{Message, Request, method};
+
+type Writer = Box<dyn Write + Send>;
 use super::{Backend, BackendError, CancelToken, PluginsConfig, call, decode_value, timeout_for};
 
 const POLL: Duration = Duration::from_millis(50);
@@ -162,17 +168,19 @@ struct Shared {
     /// Backend name for logs (the file name until the child says hello).
     label: Mutex<String>,
     pending: Mutex<HashMap<u64, mpsc::Sender<Reply>>>,
-    child: Mutex<Child>,
-    /// Set once the child is gone: how it ended.
+    /// The child process, when there is one (none in in-memory tests).
+    child: Mutex<Option<Child>>,
+    /// Set once the child is gone: how it ended. `exited` is notified then.
     exit: Mutex<Option<String>>,
     /// Why the agent stopped the child (flooding), reported instead of the kill signal.
     stopped: Mutex<Option<String>>,
+    exited: Condvar,
 }
 
-/// One running `plugin-host` child.
+/// One connection to a `plugin-host` (a child process, or any reader/writer pair).
 struct Conn {
     shared: Arc<Shared>,
-    stdin: Mutex<Option<ChildStdin>>,
+    stdin: Mutex<Option<Writer>>,
     next_id: AtomicU64,
     pid: u32,
 }
@@ -244,12 +252,35 @@ impl Conn {
             return Err(LoadError::Other("plugin host without pipes".into()));
         };
         let pid = child.id();
+        Conn::connect(
+            stdout,
+            Box::new(stdin),
+            Some(Box::new(stderr)),
+            Some(child),
+            pid,
+            label,
+            cfg.call_timeout,
+        )
+    }
+
+    /// Talk the protocol over `reader`/`writer` (the child's stdout/stdin) and wait for the
+    /// hello. `child`, when given, is reaped (or killed) when the connection ends.
+    fn connect(
+        reader: impl Read + Send + 'static,
+        writer: Writer,
+        stderr: Option<Box<dyn Read + Send>>,
+        child: Option<Child>,
+        pid: u32,
+        label: String,
+        hello_timeout: Duration,
+    ) -> Result<(Arc<Conn>, PluginMetadata), LoadError> {
         let shared = Arc::new(Shared {
             label: Mutex::new(label),
             pending: Mutex::new(HashMap::new()),
             child: Mutex::new(child),
             exit: Mutex::new(None),
             stopped: Mutex::new(None),
+            exited: Condvar::new(),
         });
 
         let (hello_tx, hello_rx) = mpsc::channel();
@@ -257,13 +288,13 @@ impl Conn {
             let reader_shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("plugin-host-{pid}-out"))
-                .spawn(move || read_loop(reader_shared, stdout, hello_tx));
+                .spawn(move || read_loop(reader_shared, reader, hello_tx));
             if let Err(e) = spawned {
                 kill(&mut lock(&shared.child));
                 return Err(LoadError::Other(format!("cannot start a thread: {e}")));
             }
         }
-        {
+        if let Some(stderr) = stderr {
             let shared = shared.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("plugin-host-{pid}-err"))
@@ -272,19 +303,19 @@ impl Conn {
 
         let conn = Arc::new(Conn {
             shared,
-            stdin: Mutex::new(Some(stdin)),
+            stdin: Mutex::new(Some(writer)),
             next_id: AtomicU64::new(1),
             pid,
         });
-        match hello_rx.recv_timeout(cfg.call_timeout) {
+        match hello_rx.recv_timeout(hello_timeout) {
             Ok(Ok(metadata)) => {
                 *lock(&conn.shared.label) = metadata.name.clone();
+                tracing::debug!(backend = metadata.name, pid, "plugin host ready");
                 Ok((conn, metadata))
             }
             Ok(Err(refused)) => Err(refused),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(LoadError::Other(format!(
-                "the plugin host did not answer within {:?}",
-                cfg.call_timeout
+                "the plugin host did not answer within {hello_timeout:?}"
             ))),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::Other(format!(
                 "the plugin host {} while loading the plugin",
@@ -305,6 +336,10 @@ impl Conn {
 
     fn kill(&self) {
         kill(&mut lock(&self.shared.child));
+        // Without a child (in-memory), closing our side is the only way to end it.
+        if lock(&self.shared.child).is_none() {
+            lock(&self.stdin).take();
+        }
     }
 
     fn write(&self, request: &Request) -> Result<(), String> {
@@ -383,19 +418,19 @@ impl Conn {
 }
 
 impl Drop for Conn {
-    /// Close stdin (the child exits on EOF), give it a moment, then kill it.
+    /// Close stdin (the child exits on EOF); wait until the reader thread has reaped it, at
+    /// most `STOP_GRACE`, then kill it.
     fn drop(&mut self) {
         lock(&self.stdin).take();
-        let deadline = Instant::now() + STOP_GRACE;
-        loop {
-            match lock(&self.shared.child).try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    self.kill();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            }
+        let exit = lock(&self.shared.exit);
+        let (exit, waited) = self
+            .shared
+            .exited
+            .wait_timeout_while(exit, STOP_GRACE, |e| e.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        drop(exit);
+        if waited.timed_out() {
+            self.kill();
         }
         tracing::debug!(pid = self.pid, "plugin host stopped");
     }
@@ -403,8 +438,10 @@ impl Drop for Conn {
 
 /// SIGKILL the child unless it was already reaped (std then does nothing, so a reused pid is
 /// never signalled).
-fn kill(child: &mut Child) {
-    let _ = child.kill();
+fn kill(child: &mut Option<Child>) {
+    if let Some(child) = child {
+        let _ = child.kill();
+    }
 }
 
 /// Stop a flooding child: the reason is what the calls in flight report.
@@ -416,7 +453,7 @@ fn stop_flooding(shared: &Shared, reason: String) {
 }
 
 /// Logs the child's stderr, line by line, cut at [`MAX_STDERR_LINE`]; stops a flooding child.
-fn stderr_loop(shared: &Shared, stderr: std::process::ChildStderr) {
+fn stderr_loop(shared: &Shared, stderr: impl Read) {
     let mut reader = BufReader::new(stderr);
     let mut buf = Vec::new();
     let mut chatter = Chatter::new();
@@ -458,11 +495,11 @@ fn stderr_loop(shared: &Shared, stderr: std::process::ChildStderr) {
 /// and fails every pending call.
 fn read_loop(
     shared: Arc<Shared>,
-    stdout: std::process::ChildStdout,
+    reader: impl Read,
     hello: mpsc::Sender<Result<PluginMetadata, LoadError>>,
 ) {
     let mut hello = Some(hello);
-    let mut reader = BufReader::new(stdout);
+    let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
     let mut chatter = Chatter::new();
     loop {
@@ -493,7 +530,13 @@ fn read_loop(
         let (id, reply) = match msg {
             Message::Hello(h) => {
                 if let Some(tx) = hello.take() {
-                    let _ = tx.send(Ok(h.metadata));
+                    let checked = match &h.protocol {
+                        Some(p) => p.check(),
+                        None => Err("the plugin host sent no protocol version (a plugin host \
+                                     of an older agent build?)"
+                            .to_owned()),
+                    };
+                    let _ = tx.send(checked.map(|()| h.metadata).map_err(LoadError::Other));
                 }
                 continue;
             }
@@ -529,10 +572,15 @@ fn read_loop(
         }
     }
 
-    // EOF: the child is exiting (or closed stdout). Reap it, killing it if it lingers.
+    // EOF: the child is exiting (or closed stdout). Reap it, killing it if it lingers. The
+    // child closes stdout a moment before it can be reaped: poll from 100 µs up.
     let deadline = Instant::now() + STOP_GRACE;
+    let mut pause = Duration::from_micros(100);
     let detail = loop {
-        let mut child = lock(&shared.child);
+        let mut guard = lock(&shared.child);
+        let Some(child) = guard.as_mut() else {
+            break "closed the connection".to_owned();
+        };
         match child.try_wait() {
             Ok(Some(status)) => break describe_exit(status),
             Ok(None) if Instant::now() >= deadline => {
@@ -543,8 +591,9 @@ fn read_loop(
                     .unwrap_or_else(|e| format!("lost ({e})"));
             }
             Ok(None) => {
-                drop(child);
-                std::thread::sleep(Duration::from_millis(5));
+                drop(guard);
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
             }
             Err(e) => break format!("lost ({e})"),
         }
@@ -554,6 +603,7 @@ fn read_loop(
         None => detail,
     };
     *lock(&shared.exit) = Some(detail.clone());
+    shared.exited.notify_all();
     for (_, tx) in lock(&shared.pending).drain() {
         let _ = tx.send(Reply::Died(detail.clone()));
     }
@@ -813,5 +863,158 @@ impl Backend for ProcessBackend {
             .as_ref()
             .filter(|c| c.alive())
             .map(|c| c.pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection over in-memory pipes, a thread playing the plugin host.
+    use super::*;
+    use crate::plugins::protocol::{Hello, ProtocolInfo};
+
+    fn metadata() -> PluginMetadata {
+        PluginMetadata {
+            name: "fake".into(),
+            version: "1.0.0".into(),
+            ..PluginMetadata::default()
+        }
+    }
+
+    fn send(w: &mut impl Write, msg: &Message) {
+        let mut line = serde_json::to_string(msg).unwrap();
+        line.push('\n');
+        w.write_all(line.as_bytes()).unwrap();
+    }
+
+    /// Connect to a host thread that sends `hello` first, then runs `serve` on the requests.
+    fn connect_to(
+        hello: Option<Message>,
+        serve: impl FnOnce(&mut dyn Iterator<Item = Request>, &mut std::io::PipeWriter) + Send + 'static,
+    ) -> Result<Arc<Conn>, LoadError> {
+        let (to_agent_r, mut to_agent_w) = std::io::pipe().unwrap();
+        let (to_host_r, to_host_w) = std::io::pipe().unwrap();
+        std::thread::spawn(move || {
+            if let Some(h) = hello {
+                send(&mut to_agent_w, &h);
+            }
+            let mut requests = BufReader::new(to_host_r)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<Request>(&l).ok());
+            serve(&mut requests, &mut to_agent_w);
+        });
+        Conn::connect(
+            to_agent_r,
+            Box::new(to_host_w),
+            None,
+            None,
+            0,
+            "fake".into(),
+            Duration::from_secs(5),
+        )
+        .map(|(conn, _)| conn)
+    }
+
+    fn hello(protocol: Option<ProtocolInfo>) -> Option<Message> {
+        Some(Message::Hello(Hello {
+            protocol,
+            metadata: metadata(),
+            pid: 1,
+        }))
+    }
+
+    #[test]
+    fn requests_get_their_answers_and_progress() {
+        let conn = connect_to(hello(Some(ProtocolInfo::ours())), |requests, w| {
+            for r in requests {
+                send(
+                    w,
+                    &Message::Progress {
+                        id: r.id,
+                        event: json!({"n": 1}),
+                    },
+                );
+                send(
+                    w,
+                    &Message::Result {
+                        id: r.id,
+                        value: json!({"method": r.method, "params": r.params}),
+                    },
+                );
+            }
+        })
+        .unwrap();
+        let mut events = Vec::new();
+        let answer = conn
+            .request(
+                "state",
+                json!([1]),
+                Duration::from_secs(5),
+                &mut |e| events.push(e),
+                None,
+            )
+            .ok()
+            .unwrap();
+        assert_eq!(answer, json!({"method": "state", "params": [1]}));
+        assert_eq!(events, vec![json!({"n": 1})]);
+    }
+
+    #[test]
+    fn a_host_of_another_protocol_is_refused() {
+        let other = ProtocolInfo {
+            version: "2.0.0".into(),
+            ..ProtocolInfo::ours()
+        };
+        let err = connect_to(hello(Some(other)), |_, _| {}).err().unwrap();
+        assert!(
+            err.to_string().contains("protocol version \"2.0.0\""),
+            "{err}"
+        );
+        let err = connect_to(hello(None), |_, _| {}).err().unwrap();
+        assert!(err.to_string().contains("no protocol version"), "{err}");
+        let err = connect_to(None, |_, _| {}).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("closed the connection while loading"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_host_that_goes_away_fails_the_call_in_flight() {
+        let conn = connect_to(hello(Some(ProtocolInfo::ours())), |requests, _| {
+            // Read one request, then drop both pipe ends without answering.
+            let _ = requests.next();
+        })
+        .unwrap();
+        match conn.request(
+            "state",
+            Value::Null,
+            Duration::from_secs(5),
+            &mut |_| {},
+            None,
+        ) {
+            Err(Failure::Died(detail)) => assert_eq!(detail, "closed the connection"),
+            _ => panic!("expected the call to fail as died"),
+        }
+        assert!(!conn.alive());
+    }
+
+    #[test]
+    fn a_silent_host_times_out() {
+        let (_keep_r, keep_w) = std::io::pipe().unwrap();
+        let (r, _w) = std::io::pipe().unwrap();
+        let err = Conn::connect(
+            r,
+            Box::new(keep_w),
+            None,
+            None,
+            0,
+            "x".into(),
+            Duration::from_millis(50),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("did not answer within"), "{err}");
     }
 }

@@ -3,7 +3,8 @@
 //! One JSON object per line. Parent → child: [`Request`]. Child → parent: [`Message`].
 //!
 //! ```text
-//! child:  {"hello":{"metadata":{...},"pid":123}}      (or {"refused":{"error":"..."}} then exit 3)
+//! child:  {"hello":{"protocol":{"name":"armadito-plugin-host","version":"1.0.0"},"metadata":{...},"pid":123}}
+//!         (or {"refused":{"error":"..."}} then exit 3)
 //! parent: {"id":1,"method":"init","params":{...settings...}}
 //! child:  {"result":{"id":1,"value":null}}
 //! parent: {"id":2,"method":"scan","params":{...ScanRequest...}}
@@ -15,6 +16,9 @@
 //!
 //! Invariants: requests are answered exactly once (result or error), in any order; the
 //! child serves requests concurrently; closing the child's stdin makes it exit.
+//! The hello names the protocol and its version ([`ProtocolInfo`], after nushell's plugin
+//! handshake): the agent refuses a host of another protocol or major version before sending
+//! anything (a host executable from another agent build, or not a plugin host at all).
 
 use armadito_plugin_api::model::{PluginError, PluginMetadata};
 use serde::{Deserialize, Serialize};
@@ -36,8 +40,52 @@ pub(crate) struct Request {
     pub params: Value,
 }
 
+/// Name of this protocol in the hello.
+pub(crate) const PROTOCOL_NAME: &str = "armadito-plugin-host";
+/// Its version (semver): a major bump breaks compatibility, a minor one only adds optional
+/// fields or methods.
+pub(crate) const PROTOCOL_VERSION: &str = "1.0.0";
+
+/// What protocol a plugin host speaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProtocolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl ProtocolInfo {
+    pub fn ours() -> ProtocolInfo {
+        ProtocolInfo {
+            name: PROTOCOL_NAME.to_owned(),
+            version: PROTOCOL_VERSION.to_owned(),
+        }
+    }
+
+    /// `Ok` when a host speaking `self` can serve this agent: same name, same major version.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name != PROTOCOL_NAME {
+            return Err(format!(
+                "the plugin host speaks {:?}, not {PROTOCOL_NAME:?}",
+                self.name
+            ));
+        }
+        let major = |v: &str| semver::Version::parse(v).map(|v| v.major).ok();
+        match (major(&self.version), major(PROTOCOL_VERSION)) {
+            (Some(theirs), Some(ours)) if theirs == ours => Ok(()),
+            _ => Err(format!(
+                "the plugin host speaks protocol version {:?}, this agent {PROTOCOL_VERSION} \
+                 (use the plugin host of the same agent build)",
+                self.version
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Hello {
+    /// Absent from hosts older than the handshake: such a host is refused.
+    #[serde(default)]
+    pub protocol: Option<ProtocolInfo>,
     pub metadata: PluginMetadata,
     pub pid: u32,
 }
@@ -84,5 +132,29 @@ mod tests {
         );
         let r: Request = serde_json::from_str(r#"{"id":1,"method":"state"}"#).unwrap();
         assert_eq!(r.params, Value::Null);
+    }
+
+    #[test]
+    fn protocol_versions_are_checked() {
+        assert_eq!(ProtocolInfo::ours().check(), Ok(()));
+        let minor = ProtocolInfo {
+            version: "1.7.0".into(),
+            ..ProtocolInfo::ours()
+        };
+        assert_eq!(minor.check(), Ok(()));
+        for (name, version, needle) in [
+            (PROTOCOL_NAME, "2.0.0", "protocol version \"2.0.0\""),
+            (PROTOCOL_NAME, "one", "protocol version \"one\""),
+            ("nu-plugin", "1.0.0", "speaks \"nu-plugin\""),
+        ] {
+            let info = ProtocolInfo {
+                name: name.into(),
+                version: version.into(),
+            };
+            let err = info.check().unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+        let old: Hello = serde_json::from_str(r#"{"metadata":{},"pid":1}"#).unwrap();
+        assert!(old.protocol.is_none());
     }
 }

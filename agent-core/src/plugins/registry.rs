@@ -3,6 +3,11 @@
 //! Invariants:
 //! * One active backend per declared name; with several files of one name, the highest
 //!   semver wins (ties: the first file name), the others are reported as duplicates.
+//! * What is started depends on how the registry was opened ([`Start`]): every winner
+//!   ([`Registry::open`], daemon and hot loading), the winner of one name
+//!   ([`Registry::open_for`], a task: one plugin host), or nothing ([`Registry::inspect`],
+//!   listings). Names are read from each file's static metadata section without running
+//!   plugin code; only files without one (built before it existed) are probed.
 //! * A file is re-examined only when its metadata fingerprint changes, and re-loaded only when
 //!   its content hash changes. A changed file is loaded from its new cache copy, then swapped
 //!   in: callers holding the old `Arc<dyn Backend>` finish on the old one, which is dropped
@@ -21,6 +26,7 @@ use armadito_plugin_api::model::PluginMetadata;
 
 use super::inprocess::InProcessBackend;
 use super::loader::{self, LoadError, LoadedModule};
+use super::metadata;
 use super::process::{self, Probe, ProcessBackend};
 use super::report::{PluginReport, PluginStatus};
 use super::security::{self, TrustError};
@@ -88,6 +94,16 @@ enum Starter {
     InProcess(LoadedModule),
     /// The probe child that read the metadata (reused for the first start), if still alive.
     Process(Option<Probe>),
+    /// Known from the file's static metadata only: load (and check) when started.
+    Deferred,
+}
+
+/// Which backends a registry starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Start {
+    All,
+    Only(String),
+    Nothing,
 }
 
 struct FileEntry {
@@ -95,6 +111,8 @@ struct FileEntry {
     hash: Option<String>,
     cached: Option<PathBuf>,
     metadata: Option<PluginMetadata>,
+    /// `false` when the metadata came from a static section without capabilities.
+    has_capabilities: bool,
     /// `None` once refused.
     starter: Option<Starter>,
     status: PluginStatus,
@@ -108,6 +126,7 @@ impl FileEntry {
             hash: None,
             cached: None,
             metadata: None,
+            has_capabilities: false,
             starter: None,
             status: PluginStatus::Refused,
             reason: Some(reason),
@@ -133,6 +152,7 @@ struct Inner {
 /// The loaded backends. Cheap to query from any thread; [`Registry::rescan`] is serialized.
 pub struct Registry {
     cfg: PluginsConfig,
+    start: Start,
     cache_dir: PathBuf,
     inner: Mutex<Inner>,
     active: RwLock<BTreeMap<String, Arc<dyn Backend>>>,
@@ -143,12 +163,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Registry {
-    /// Prepare the cache and load everything in `cfg.dir` (one-shot runs stop here).
+    /// Prepare the cache and start every backend of `cfg.dir` (daemon, hot loading).
     pub fn open(cfg: PluginsConfig) -> Result<Registry, RegistryError> {
+        Self::open_with(cfg, Start::All)
+    }
+
+    /// Start only the backend called `name` (the file that declares it with the highest
+    /// version); the other files are only read. What a task needs: one plugin host.
+    pub fn open_for(cfg: PluginsConfig, name: &str) -> Result<Registry, RegistryError> {
+        Self::open_with(cfg, Start::Only(name.to_owned()))
+    }
+
+    /// Read every file's metadata and start nothing (listings). Only plugins without a static
+    /// metadata section run code: their metadata is asked from a probe, stopped at once.
+    pub fn inspect(cfg: PluginsConfig) -> Result<Registry, RegistryError> {
+        Self::open_with(cfg, Start::Nothing)
+    }
+
+    fn open_with(cfg: PluginsConfig, start: Start) -> Result<Registry, RegistryError> {
         let cache_dir =
             security::prepare_cache_dir(&cfg.cache_dir).map_err(RegistryError::Cache)?;
         let registry = Registry {
             cfg,
+            start,
             cache_dir,
             inner: Mutex::new(Inner::default()),
             active: RwLock::new(BTreeMap::new()),
@@ -169,6 +206,19 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// Names a backend could be started for (started or available), sorted.
+    pub fn usable_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .reports()
+            .into_iter()
+            .filter(PluginReport::is_usable)
+            .filter_map(|r| r.name)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Names of the active backends, sorted.
@@ -205,7 +255,9 @@ impl Registry {
                 reason: e.reason.clone(),
                 isolation: self.cfg.isolation,
                 description: m.map(|m| m.description.clone()).filter(|d| !d.is_empty()),
-                capabilities: m.map(|m| m.capabilities.clone()),
+                capabilities: m
+                    .filter(|_| e.has_capabilities)
+                    .map(|m| m.capabilities.clone()),
             });
         }
         out
@@ -293,7 +345,17 @@ impl Registry {
         files
     }
 
-    /// Check, hash, cache and probe one new or changed file.
+    /// Whether files declaring `name` are copied (and hashed) when examined: the ones this
+    /// registry may start, and all of them for listings (which show the hash).
+    fn copies(&self, name: Option<&str>) -> bool {
+        match &self.start {
+            Start::All | Start::Nothing => true,
+            Start::Only(only) => name.is_none_or(|n| n == only),
+        }
+    }
+
+    /// Check one new or changed file and read its metadata: from its static section, or else
+    /// from a probe (which runs the plugin's code) on its cache copy.
     fn examine(
         &self,
         file: &Path,
@@ -309,37 +371,64 @@ impl Registry {
         if !fs::metadata(file).is_ok_and(|m| m.is_file()) {
             return FileEntry::refused(Some(fp), "not a regular file".into());
         }
-        let copy = match security::copy_to_cache(file, &self.cache_dir) {
-            Ok(c) => c,
-            Err(e) => return FileEntry::refused(Some(fp), e.to_string()),
+        let declared = match metadata::read(file) {
+            Ok(found) => found,
+            Err(reason) => return FileEntry::refused(Some(fp), reason),
         };
-        // Touched but identical: keep everything (a running backend stays as is).
-        if let Some(mut prev) = previous
-            && prev.hash.as_deref() == Some(copy.hash.as_str())
+        if let Some(found) = &declared
+            && let Err(e) = loader::check_declared(&found.metadata)
         {
-            prev.fingerprint = Some(fp);
-            return prev;
+            return FileEntry::refused(Some(fp), e.to_string());
         }
-        let probed: Result<(PluginMetadata, Starter), LoadError> = match self.cfg.isolation {
-            Isolation::InProcess => loader::load_module(&copy.path)
-                .map(|loaded| (loaded.metadata.clone(), Starter::InProcess(loaded))),
-            Isolation::Process => process::probe(&self.cfg, &copy.path)
-                .map(|probe| (probe.metadata.clone(), Starter::Process(Some(probe)))),
-        };
         let mut entry = FileEntry {
             fingerprint: Some(fp),
-            hash: Some(copy.hash),
-            cached: Some(copy.path),
+            hash: None,
+            cached: None,
             metadata: None,
+            has_capabilities: false,
             starter: None,
             status: PluginStatus::Refused,
             reason: None,
         };
+        if self.copies(declared.as_ref().map(|d| d.metadata.name.as_str())) {
+            let copy = match security::copy_to_cache(file, &self.cache_dir) {
+                Ok(c) => c,
+                Err(e) => return FileEntry::refused(entry.fingerprint, e.to_string()),
+            };
+            // Touched but identical: keep everything (a running backend stays as is).
+            if let Some(mut prev) = previous
+                && prev.hash.as_deref() == Some(copy.hash.as_str())
+            {
+                prev.fingerprint = entry.fingerprint;
+                return prev;
+            }
+            entry.hash = Some(copy.hash);
+            entry.cached = Some(copy.path);
+        }
+        // Status decided by `resolve`.
+        if let Some(found) = declared {
+            entry.metadata = Some(found.metadata);
+            entry.has_capabilities = found.has_capabilities;
+            entry.starter = Some(Starter::Deferred);
+            entry.status = PluginStatus::Duplicate;
+            return entry;
+        }
+        let Some(cached) = entry.cached.clone() else {
+            entry.reason = Some("no metadata section and no cache copy".into());
+            return entry;
+        };
+        let probed: Result<(PluginMetadata, Starter), LoadError> = match self.cfg.isolation {
+            Isolation::InProcess => loader::load_module(&cached)
+                .map(|loaded| (loaded.metadata.clone(), Starter::InProcess(loaded))),
+            Isolation::Process => process::probe(&self.cfg, &cached)
+                .map(|probe| (probe.metadata.clone(), Starter::Process(Some(probe)))),
+        };
         match probed {
             Ok((metadata, starter)) => {
+                tracing::debug!(file = %file.display(), "plugin without a metadata section: probed");
                 entry.metadata = Some(metadata);
+                entry.has_capabilities = true;
                 entry.starter = Some(starter);
-                // Status decided by `resolve`.
                 entry.status = PluginStatus::Duplicate;
             }
             Err(e) => entry.reason = Some(e.to_string()),
@@ -369,7 +458,15 @@ impl Registry {
             });
             let current = inner.active_src.get(&name).cloned();
             let mut winner: Option<PathBuf> = None;
-            for file in &candidates {
+            let startable = match &self.start {
+                Start::All => true,
+                Start::Only(only) => *only == name,
+                Start::Nothing => false,
+            };
+            if !startable {
+                winner = candidates.first().cloned();
+            }
+            for file in candidates.iter().filter(|_| startable) {
                 let Some(entry) = inner.files.get_mut(file) else {
                     continue;
                 };
@@ -378,9 +475,11 @@ impl Registry {
                     winner = Some(file.clone());
                     break;
                 }
-                match self.start(entry) {
+                match self.start(file, entry) {
                     Ok(backend) => {
                         let version = backend.metadata().version.clone();
+                        entry.metadata = Some(backend.metadata().clone());
+                        entry.has_capabilities = true;
                         let old = self
                             .active
                             .write()
@@ -448,8 +547,15 @@ impl Registry {
                         }
                     }
                     if let Some(entry) = inner.files.get_mut(w) {
-                        entry.status = PluginStatus::Loaded;
+                        entry.status = if startable {
+                            PluginStatus::Loaded
+                        } else {
+                            PluginStatus::Available
+                        };
                         entry.reason = None;
+                        if !startable && let Some(Starter::Process(probe)) = &mut entry.starter {
+                            probe.take();
+                        }
                     }
                 }
                 None => {
@@ -470,26 +576,34 @@ impl Registry {
         }
     }
 
-    fn start(&self, entry: &mut FileEntry) -> Result<Arc<dyn Backend>, LoadError> {
+    /// Start the backend of `file` (its entry in `entry`).
+    fn start(&self, file: &Path, entry: &mut FileEntry) -> Result<Arc<dyn Backend>, LoadError> {
         let metadata = entry
             .metadata
             .clone()
             .ok_or_else(|| LoadError::Other("no metadata".into()))?;
+        if entry.cached.is_none() {
+            // Chosen from its static metadata without a copy yet (`Registry::open_for`).
+            let copy = security::copy_to_cache(file, &self.cache_dir)
+                .map_err(|e| LoadError::Other(e.to_string()))?;
+            entry.hash = Some(copy.hash);
+            entry.cached = Some(copy.path);
+        }
         let cached = entry
             .cached
             .clone()
             .ok_or_else(|| LoadError::Other("no cached copy".into()))?;
+        let in_process = |loaded: &LoadedModule| -> Result<Arc<dyn Backend>, LoadError> {
+            let settings = self.cfg.settings_json(&metadata.name);
+            let instance = loader::instantiate(loaded, loader::in_process_services(), &settings)?;
+            Ok(Arc::new(InProcessBackend::new(
+                loaded.metadata.clone(),
+                instance,
+                self.cfg.clone(),
+            )))
+        };
         match entry.starter.as_mut() {
-            Some(Starter::InProcess(loaded)) => {
-                let settings = self.cfg.settings_json(&metadata.name);
-                let instance =
-                    loader::instantiate(loaded, loader::in_process_services(), &settings)?;
-                Ok(Arc::new(InProcessBackend::new(
-                    metadata,
-                    instance,
-                    self.cfg.clone(),
-                )))
-            }
+            Some(Starter::InProcess(loaded)) => in_process(loaded),
             Some(Starter::Process(probe)) => {
                 let probe = match probe.take() {
                     Some(p) => p,
@@ -498,6 +612,19 @@ impl Registry {
                 let backend = ProcessBackend::start(probe, cached, self.cfg.clone())?;
                 Ok(Arc::new(backend))
             }
+            Some(Starter::Deferred) => match self.cfg.isolation {
+                Isolation::InProcess => {
+                    let loaded = loader::load_module(&cached)?;
+                    same_plugin(&metadata, &loaded.metadata)?;
+                    in_process(&loaded)
+                }
+                Isolation::Process => {
+                    let probe = process::probe(&self.cfg, &cached)?;
+                    same_plugin(&metadata, &probe.metadata)?;
+                    let backend = ProcessBackend::start(probe, cached, self.cfg.clone())?;
+                    Ok(Arc::new(backend))
+                }
+            },
             None => Err(LoadError::Other("refused".into())),
         }
     }
@@ -545,6 +672,17 @@ impl Drop for Watcher {
             let _ = t.join();
         }
     }
+}
+
+/// The loaded code must be the plugin the metadata section described.
+fn same_plugin(declared: &PluginMetadata, loaded: &PluginMetadata) -> Result<(), LoadError> {
+    if declared.name != loaded.name || declared.version != loaded.version {
+        return Err(LoadError::Metadata(format!(
+            "the metadata section says {} {} but the plugin says {} {}",
+            declared.name, declared.version, loaded.name, loaded.version
+        )));
+    }
+    Ok(())
 }
 
 fn log_change(change: &Change) {

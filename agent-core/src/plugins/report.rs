@@ -13,6 +13,9 @@ use super::{Isolation, PluginsConfig, Registry};
 pub enum PluginStatus {
     /// Started and serving calls.
     Loaded,
+    /// Valid (read from its metadata, not started: a listing, or a run that needs another
+    /// backend); the file a run would start for this name.
+    Available,
     /// Not usable; `reason` says why.
     Refused,
     /// Valid, but another file with the same name and a higher version wins.
@@ -45,6 +48,11 @@ impl PluginReport {
         self.status == PluginStatus::Loaded
     }
 
+    /// Loaded, or available to a run that asks for it.
+    pub fn is_usable(&self) -> bool {
+        matches!(self.status, PluginStatus::Loaded | PluginStatus::Available)
+    }
+
     pub(crate) fn refused(file: PathBuf, reason: String, isolation: Isolation) -> Self {
         PluginReport {
             file,
@@ -62,10 +70,17 @@ impl PluginReport {
     }
 }
 
-/// Open a registry on `cfg`, report every file, and stop the plugins again. For
-/// `armadito-agent plugins` and `--list-backends` (the names of the loaded reports).
-pub fn discover(cfg: &PluginsConfig) -> Vec<PluginReport> {
-    match Registry::open(cfg.clone()) {
+/// Report every file of the plugins folder. For `armadito-agent plugins` and
+/// `--list-backends`. Without `check` the metadata is read from the files and no plugin runs
+/// (except plugins built without a metadata section, which are probed); with `check` every
+/// winner is started (its `new()` runs with its settings) and stopped again.
+pub fn discover(cfg: &PluginsConfig, check: bool) -> Vec<PluginReport> {
+    let opened = if check {
+        Registry::open(cfg.clone())
+    } else {
+        Registry::inspect(cfg.clone())
+    };
+    match opened {
         Ok(registry) => registry.reports(),
         Err(e) => vec![PluginReport::refused(
             cfg.cache_dir.clone(),
@@ -87,6 +102,7 @@ pub fn render_table(reports: &[PluginReport]) -> String {
                 r.interface_version.clone().unwrap_or_else(dash),
                 match r.status {
                     PluginStatus::Loaded => "loaded",
+                    PluginStatus::Available => "available",
                     PluginStatus::Refused => "refused",
                     PluginStatus::Duplicate => "duplicate",
                 }

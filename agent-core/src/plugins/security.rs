@@ -9,14 +9,16 @@
 //!   On Windows, the owner and the DACL of the folder and files are checked the same way
 //!   (`security_windows`); ancestors are not checked there yet.
 //! * A plugin file is opened once with `O_NOFOLLOW` (a symlink is refused); the checks run on
-//!   that descriptor (`fstat`) and the bytes hashed are read from it and written to the
-//!   cache, so the hash names exactly the code that is loaded and no path lookup can be
-//!   swapped between the check and the read.
+//!   that descriptor (`fstat`), and the bytes hashed and copied to the cache are read from it,
+//!   so no path lookup can be swapped between the check and the read.
+//! * The hash names exactly the code that is loaded: a cache copy is used only if its own
+//!   bytes hash to the original's hash (checked on every use, and right after writing it).
+//!   Files are streamed (64 KiB at a time): a plugin of megabytes costs no megabyte buffer.
 //! * Cache files are written to a temporary name then renamed: a loaded copy is never
 //!   overwritten in place (that segfaults the process that mapped it).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -95,18 +97,18 @@ fn check_ancestors(_path: &Path) -> Result<(), TrustError> {
     Ok(())
 }
 
-/// Open a plugin file without following a symlink, check the open descriptor (owner, mode,
-/// regular file) and read it whole from that same descriptor.
-pub fn read_trusted_file(path: &Path) -> Result<Vec<u8>, TrustError> {
-    use std::io::Read;
+/// Open a plugin file without following a symlink and check the open descriptor (owner,
+/// mode, regular file). Read it from this descriptor only: the path may change meanwhile.
+fn open_trusted_file(path: &Path) -> Result<fs::File, TrustError> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO planted in place of the file does not hang the open.
         options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     }
-    let mut file = options.open(path).map_err(|e| {
+    let file = options.open(path).map_err(|e| {
         #[cfg(unix)]
         if e.raw_os_error() == Some(libc::ELOOP) {
             return TrustError::Symlink {
@@ -122,9 +124,7 @@ pub fn read_trusted_file(path: &Path) -> Result<Vec<u8>, TrustError> {
         });
     }
     check_meta(path, &meta)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(io_err(path))?;
-    Ok(bytes)
+    Ok(file)
 }
 
 #[cfg(unix)]
@@ -209,11 +209,37 @@ pub struct CachedCopy {
     pub path: PathBuf,
 }
 
-/// Read `original`, hash it and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
+/// SHA-256 (lowercase hex) of what `reader` yields; a copy of it goes to `sink` if given.
+fn sha256_stream(
+    mut reader: impl Read,
+    mut sink: Option<&mut fs::File>,
+) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        if let Some(out) = sink.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
+    }
+    let mut out = String::with_capacity(64);
+    for b in hasher.finalize() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    Ok(out)
+}
+
+/// Hash `original` and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
 /// `cache_dir` must come from [`prepare_cache_dir`] (absolute, private).
 pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, TrustError> {
-    let bytes = read_trusted_file(original)?;
-    let hash = sha256_hex(&bytes);
+    let mut source = open_trusted_file(original)?;
+    let hash = sha256_stream(&mut source, None).map_err(io_err(original))?;
     let stem = original
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -225,8 +251,8 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
     let path = cache_dir.join(format!("{stem}-{}.{ext}", &hash[..16]));
 
     // Reuse an existing copy only if it still holds exactly these bytes.
-    if let Ok(existing) = fs::read(&path)
-        && sha256_hex(&existing) == hash
+    if let Ok(existing) = fs::File::open(&path)
+        && sha256_stream(existing, None).is_ok_and(|h| h == hash)
     {
         return Ok(CachedCopy { hash, path });
     }
@@ -236,7 +262,7 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
         &hash[..16],
         std::process::id()
     ));
-    let write = || -> std::io::Result<()> {
+    let mut write = || -> std::io::Result<()> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -246,8 +272,15 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
         }
         let mut file = options.open(&tmp)?;
         // No fsync: a copy damaged by a power loss fails the hash check above and is rewritten.
-        file.write_all(&bytes)?;
+        // The same descriptor, read again from the start: what was checked is what is copied.
+        source.seek(std::io::SeekFrom::Start(0))?;
+        let copied = sha256_stream(&mut source, Some(&mut file))?;
         drop(file);
+        if copied != hash {
+            return Err(std::io::Error::other(
+                "the file changed while it was being copied; try again",
+            ));
+        }
         fs::rename(&tmp, &path)
     };
     write().map_err(|e| {

@@ -40,13 +40,38 @@ impl JobState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// The state written by [`JobState::as_str`]; other text is an error (a row this version
+    /// does not understand must not silently become `queued` and run again).
+    pub fn parse(s: &str) -> Result<Self, UnknownText> {
         match s {
-            "running" => JobState::Running,
-            "finished" => JobState::Finished,
-            "reported" => JobState::Reported,
-            _ => JobState::Queued,
+            "queued" => Ok(JobState::Queued),
+            "running" => Ok(JobState::Running),
+            "finished" => Ok(JobState::Finished),
+            "reported" => Ok(JobState::Reported),
+            _ => Err(UnknownText::new("job state", s)),
         }
+    }
+}
+
+/// A stored enum value this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {text:?} in the state store")]
+pub struct UnknownText {
+    what: &'static str,
+    text: String,
+}
+
+impl UnknownText {
+    pub(crate) fn new(what: &'static str, text: &str) -> Self {
+        UnknownText {
+            what,
+            text: text.to_owned(),
+        }
+    }
+
+    /// As a column conversion error of column `col`.
+    pub(crate) fn at(self, col: usize) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(self))
     }
 }
 
@@ -109,7 +134,7 @@ fn row_to_job(r: &Row<'_>) -> rusqlite::Result<StoredJob> {
         job_type: r.get(1)?,
         priority: r.get(2)?,
         obj: serde_json::from_str(&obj).unwrap_or(serde_json::Value::Null),
-        state: JobState::parse(&state),
+        state: JobState::parse(&state).map_err(|e| e.at(4))?,
         invalid: r.get(5)?,
         attempts: r.get(6)?,
         received_at: r.get(7)?,

@@ -46,6 +46,17 @@ impl TaskLock {
         }
     }
 
+    /// Take the lock if it is free; `Ok(None)` when another process holds it. Creates the
+    /// state directory (0700) if needed.
+    pub fn try_acquire(dir: &Path, task: &str) -> Result<Option<Self>, StoreError> {
+        super::prepare_dir(dir)?;
+        match Self::acquire(dir, task, Duration::ZERO) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(StoreError::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

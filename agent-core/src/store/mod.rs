@@ -269,7 +269,7 @@ fn move_aside(path: &Path, detail: String) -> StoreError {
 }
 
 #[cfg(unix)]
-fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
@@ -328,7 +328,7 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 #[cfg(not(unix))]
-fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
         path: dir.into(),
         source,
@@ -383,5 +383,7 @@ fn write_or_io(path: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@
 use rusqlite::{Row, Transaction, params};
 use serde::Serialize;
 
+use super::jobs::UnknownText;
 use super::{Store, StoreError};
 use crate::wire::UnixTime;
 
@@ -44,25 +45,18 @@ impl MessageKind {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// The kind written by [`MessageKind::as_str`]; other text is an error.
+    pub fn parse(s: &str) -> Result<Self, UnknownText> {
         match s {
-            "job_status" => MessageKind::JobStatus,
-            "scan_progress" => MessageKind::ScanProgress,
-            "scan_result" => MessageKind::ScanResult,
-            "alerts" => MessageKind::Alerts,
-            "state" => MessageKind::State,
-            "avconfig" => MessageKind::AvConfig,
-            _ => MessageKind::Scheduler,
+            "job_status" => Ok(MessageKind::JobStatus),
+            "scan_progress" => Ok(MessageKind::ScanProgress),
+            "scan_result" => Ok(MessageKind::ScanResult),
+            "alerts" => Ok(MessageKind::Alerts),
+            "state" => Ok(MessageKind::State),
+            "avconfig" => Ok(MessageKind::AvConfig),
+            "scheduler" => Ok(MessageKind::Scheduler),
+            _ => Err(UnknownText::new("message kind", s)),
         }
-    }
-
-    /// Losing one of these loses data the server cannot get back (never superseded, never
-    /// dropped to respect a cap).
-    pub fn is_precious(self) -> bool {
-        matches!(
-            self,
-            MessageKind::JobStatus | MessageKind::ScanResult | MessageKind::Alerts
-        )
     }
 }
 
@@ -103,7 +97,7 @@ fn row_to_msg(r: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
     Ok(OutboxMessage {
         id: r.get(0)?,
         endpoint: r.get(1)?,
-        kind: MessageKind::parse(&kind),
+        kind: MessageKind::parse(&kind).map_err(|e| e.at(2))?,
         job_id: r.get(3)?,
         size: body.len(),
         body,

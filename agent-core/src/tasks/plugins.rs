@@ -3,8 +3,8 @@
 use crate::app::{AgentError, Context};
 use crate::plugins::{discover, render_table};
 
-pub fn list(ctx: &Context, json: bool) -> Result<(), AgentError> {
-    let reports = discover(&ctx.plugins_config()?);
+pub fn list(ctx: &Context, json: bool, check: bool) -> Result<(), AgentError> {
+    let reports = discover(&ctx.plugins_config()?, check);
     if json {
         println!(
             "{}",
@@ -18,11 +18,11 @@ pub fn list(ctx: &Context, json: bool) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// One loadable backend name per line.
+/// One usable backend name per line (read from the files' metadata; no plugin runs).
 pub fn list_backends(ctx: &Context) -> Result<(), AgentError> {
-    let mut names: Vec<String> = discover(&ctx.plugins_config()?)
+    let mut names: Vec<String> = discover(&ctx.plugins_config()?, false)
         .into_iter()
-        .filter(|r| r.is_loaded())
+        .filter(|r| r.is_usable())
         .filter_map(|r| r.name.clone())
         .collect();
     names.sort();

@@ -1,6 +1,8 @@
 //! `-t Scan --path P [--path Q] [--report]`: a local, on-demand scan through the backend.
 //! Prints the results (a progress line on a terminal); sends nothing unless `--report`, which
 //! delivers the detections as alerts (there is no server job to attach figures to).
+//! Exit status 6 when malware was found (`cli::exit::MALWARE_FOUND`), as scripts expect from
+//! clamscan's 1.
 
 use std::io::{IsTerminal, Write};
 
@@ -14,16 +16,16 @@ use crate::wire::UnixTime;
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let paths = &ctx.cli.path;
     if paths.is_empty() {
-        return Err(AgentError::Usage(
+        return Err(AgentError::CommandLine(
             "-t Scan needs --path PATH (one or more)".into(),
         ));
     }
     let mut request = ScanRequest::default();
     for p in paths {
         let abs = std::path::absolute(p)
-            .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
+            .map_err(|e| AgentError::CommandLine(format!("{}: {e}", p.display())))?;
         if !abs.exists() {
-            return Err(AgentError::Usage(format!(
+            return Err(AgentError::CommandLine(format!(
                 "{} does not exist",
                 abs.display()
             )));
@@ -93,6 +95,9 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             "Reported {} detection(s) to the server",
             result.detections.len()
         );
+    }
+    if result.malware > 0 {
+        return Err(AgentError::MalwareFound(result.malware));
     }
     Ok(())
 }

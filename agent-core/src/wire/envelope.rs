@@ -67,7 +67,9 @@ impl TaskName {
                 "run queued jobs by priority and report their results (POST api/jobs)"
             }
             TaskName::State => "report the antivirus state (POST api/states)",
-            TaskName::Scan => "run an on-demand scan (POST api/scans, with progress)",
+            TaskName::Scan => {
+                "scan local paths (--path) and print the results; --report sends the detections (POST api/alerts)"
+            }
             TaskName::Alerts => "report new detections (POST api/alerts)",
             TaskName::AVConfig => "report and apply the antivirus configuration (api/avconfigs)",
         }

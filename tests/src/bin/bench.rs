@@ -3,6 +3,11 @@
 //! * `bench plugins`: plugin load time (every plugin, both isolation modes) and per-call
 //!   overhead in-process vs in a `plugin-host` child.
 //!
+//! * `bench state`: wall time (median of N runs) and memory of `armadito-agent -t State`, the
+//!   real binary against the GLPI double with the ClamAV backend on a real clamd, with the three
+//!   shipped backends in the plugins folder and with ClamAV alone, in both isolation modes.
+//!   `--agent`/`--libs` measure another build (e.g. the one before a change).
+//!
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
@@ -24,6 +29,8 @@ struct Cli {
 enum Area {
     /// Plugin load time and per-call overhead (in-process vs process isolation)
     Plugins(plugins::Args),
+    /// `-t State` wall time and RSS against the double with ClamAV on a real clamd
+    State(state::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -43,6 +50,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench plugins: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::State(args) => match state::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench state: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -74,6 +88,9 @@ fn main() -> ExitCode {
         Area::PluginHost { plugin } => agent_core::plugins::plugin_host_main(&plugin),
     }
 }
+
+#[path = "bench/state.rs"]
+mod state;
 
 mod plugins {
     use std::fs;
@@ -263,6 +280,26 @@ mod plugins {
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             println!("{name:<34} {:>14} {:>14}  {status}", cells[0], cells[1]);
+        }
+        // Stopping a plugin host: what the end of every run pays (median of 20).
+        {
+            let sandbox = Sandbox::new(&libs[..1])?;
+            let mut stops = Vec::new();
+            for _ in 0..20 {
+                let registry = Registry::open(sandbox.config(Isolation::Process)?)?;
+                registry.get("example").context("example not loaded")?;
+                let start = Instant::now();
+                drop(registry);
+                stops.push(start.elapsed());
+            }
+            stops.sort();
+            println!(
+                "{:<34} {:>14}  (median of 20; min {}, max {})",
+                "stop one plugin host",
+                ms(stops[10]),
+                ms(stops[0]),
+                ms(stops[19])
+            );
         }
         for isolation in [Isolation::InProcess, Isolation::Process] {
             let sandbox = Sandbox::new(&libs)?;

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use armadito_plugin_api::serde_json::{Value, json};
 use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, Detail,
-    Detection, Host, Plugin, PluginError, Progress, ScanProgress, ScanRequest, ScanResult,
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, Detail, Detection, Host,
+    Plugin, PluginError, Progress, ScanProgress, ScanRequest, ScanResult, StaticCapabilities,
     export_plugin,
 };
 
@@ -28,19 +28,18 @@ impl Plugin for Example2 {
     const NAME: &'static str = "example2";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            state: true,
-            scan: true,
-            scan_progress: true,
-            scan_cancel: true,
-            alerts: true,
-            config_get: true,
-            config_set: true,
-            invoke_methods: vec!["echo".into(), "count".into()],
-            ..Capabilities::default()
-        }
-    }
+    // Declared as a constant: the agent lists them from the file without running this code.
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        state: true,
+        scan: true,
+        scan_progress: true,
+        scan_cancel: true,
+        alerts: true,
+        config_get: true,
+        config_set: true,
+        invoke_methods: &["echo", "count"],
+        ..StaticCapabilities::NONE
+    });
 
     fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
         host.info(format!("example2 {} starting with {settings}", build_tag()));
