@@ -4,7 +4,7 @@
 
 use armadito_plugin_api::export_plugin;
 #[cfg(not(target_os = "linux"))]
-use armadito_plugin_api::{Capabilities, Host, Plugin, PluginError, serde_json::Value};
+use armadito_plugin_api::{Host, Plugin, PluginError, StaticCapabilities, serde_json::Value};
 
 #[cfg(target_os = "linux")]
 pub use linux::ArmaditoPlugin;
@@ -19,12 +19,10 @@ impl Plugin for ArmaditoPlugin {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Armadito AV (Linux only)";
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            platforms: vec!["linux".into()],
-            ..Capabilities::default()
-        }
-    }
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        platforms: &["linux"],
+        ..StaticCapabilities::NONE
+    });
 
     fn new(_host: Host, _settings: Value) -> Result<Self, PluginError> {
         Ok(ArmaditoPlugin)
@@ -39,8 +37,8 @@ mod linux {
 
     use armadito_plugin_api::serde_json::Value;
     use armadito_plugin_api::{
-        AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, Host,
-        Plugin, PluginError, Progress, ScanProgress, ScanRequest, ScanResult,
+        AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, Host, Plugin,
+        PluginError, Progress, ScanProgress, ScanRequest, ScanResult, StaticCapabilities,
     };
 
     use crate::ArmaditoBackend;
@@ -79,20 +77,18 @@ mod linux {
         const VERSION: &'static str = env!("CARGO_PKG_VERSION");
         const DESCRIPTION: &'static str = "Armadito AV: JSON-RPC daemon, armadito-info/-scan tools or the 0.11-0.12 REST API; journal alerts; armadito.conf";
 
-        fn capabilities() -> Capabilities {
-            Capabilities {
-                state: true,
-                scan: true,
-                scan_progress: true,
-                scan_cancel: true,
-                scan_per_file: true,
-                alerts: true,
-                config_get: true,
-                config_set: true,
-                invoke_methods: Vec::new(),
-                platforms: vec!["linux".into()],
-            }
-        }
+        const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+            state: true,
+            scan: true,
+            scan_progress: true,
+            scan_cancel: true,
+            scan_per_file: true,
+            alerts: true,
+            config_get: true,
+            config_set: true,
+            invoke_methods: &[],
+            platforms: &["linux"],
+        });
 
         fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
             let warn: crate::backend::Warn = Arc::new(move |m: &str| host.warn(m));

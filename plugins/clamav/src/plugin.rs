@@ -8,7 +8,7 @@
 //!   adapter that relies on that is a bug.
 
 use armadito_plugin_api::serde_json::Value;
-use armadito_plugin_api::{Capabilities, Host, Plugin, PluginError, export_plugin};
+use armadito_plugin_api::{Host, Plugin, PluginError, StaticCapabilities, export_plugin};
 
 #[cfg(unix)]
 use crate::{ClamavBackend, scan::ScanObserver};
@@ -77,24 +77,22 @@ impl Plugin for ClamavPlugin {
     const DESCRIPTION: &'static str =
         "ClamAV through clamd: state, pipelined scans with per-file results, alerts, clamd.conf";
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            state: true, // Windows: over TCP (windows_tcp)
-            scan: true,
-            scan_progress: true,
-            scan_cancel: true,
-            scan_per_file: true,
-            alerts: cfg!(unix),
-            config_get: cfg!(unix),
-            config_set: cfg!(unix),
-            invoke_methods: if cfg!(unix) {
-                vec![INSTALL_HOOK.into(), RELOAD.into()]
-            } else {
-                Vec::new()
-            },
-            platforms: vec!["linux".into(), "windows".into()],
-        }
-    }
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        state: true, // Windows: over TCP (windows_tcp)
+        scan: true,
+        scan_progress: true,
+        scan_cancel: true,
+        scan_per_file: true,
+        alerts: cfg!(unix),
+        config_get: cfg!(unix),
+        config_set: cfg!(unix),
+        invoke_methods: if cfg!(unix) {
+            &[INSTALL_HOOK, RELOAD]
+        } else {
+            &[]
+        },
+        platforms: &["linux", "windows"],
+    });
 
     #[cfg(unix)]
     fn new(host: Host, settings: Value) -> Result<Self, PluginError> {

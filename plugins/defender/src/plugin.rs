@@ -3,8 +3,9 @@
 
 use armadito_plugin_api::serde_json::Value;
 use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, Host,
-    Plugin, PluginError, Progress, ScanProgress, ScanRequest, ScanResult, export_plugin,
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, Host, Plugin,
+    PluginError, Progress, ScanProgress, ScanRequest, ScanResult, StaticCapabilities,
+    export_plugin,
 };
 
 use crate::backend::DefenderBackend;
@@ -38,20 +39,18 @@ impl Plugin for DefenderPlugin {
     const DESCRIPTION: &'static str =
         "Microsoft Defender: PowerShell/MpCmdRun on Windows, mdatp on Linux";
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            state: true,
-            scan: true,
-            scan_progress: true,
-            scan_cancel: true,
-            scan_per_file: false,
-            alerts: true,
-            config_get: true,
-            config_set: true,
-            invoke_methods: Vec::new(),
-            platforms: vec!["windows".into(), "linux".into()],
-        }
-    }
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        state: true,
+        scan: true,
+        scan_progress: true,
+        scan_cancel: true,
+        scan_per_file: false,
+        alerts: true,
+        config_get: true,
+        config_set: true,
+        invoke_methods: &[],
+        platforms: &["windows", "linux"],
+    });
 
     fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
         let backend = DefenderBackend::from_json(&settings)?;

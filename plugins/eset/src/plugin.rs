@@ -3,8 +3,8 @@
 
 use armadito_plugin_api::serde_json::Value;
 use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, Host,
-    Plugin, PluginError, Progress, ScanRequest, ScanResult, export_plugin,
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, Host, Plugin,
+    PluginError, Progress, ScanRequest, ScanResult, StaticCapabilities, export_plugin,
 };
 
 use crate::{EsetBackend, Settings};
@@ -26,21 +26,19 @@ impl Plugin for EsetPlugin {
     const DESCRIPTION: &'static str =
         "ESET for Linux (EEA/ESSL odscan, upd, lic, lslog; legacy ESETS 4.x esets_scan)";
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            state: true,
-            scan: true,
-            // detections stream while odscan runs; there is no percentage
-            scan_progress: true,
-            scan_cancel: true,
-            scan_per_file: false,
-            alerts: true,
-            config_get: true,
-            config_set: true,
-            invoke_methods: Vec::new(),
-            platforms: vec!["linux".into()],
-        }
-    }
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        state: true,
+        scan: true,
+        // detections stream while odscan runs; there is no percentage
+        scan_progress: true,
+        scan_cancel: true,
+        scan_per_file: false,
+        alerts: true,
+        config_get: true,
+        config_set: true,
+        invoke_methods: &[],
+        platforms: &["linux"],
+    });
 
     fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
         let settings =

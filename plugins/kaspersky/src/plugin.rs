@@ -3,8 +3,8 @@
 
 use armadito_plugin_api::serde_json::Value;
 use armadito_plugin_api::{
-    AlertsPage, AlertsQuery, BackendState, Capabilities, ConfigApplyReport, ConfigEntry, Host,
-    Plugin, PluginError, Progress, ScanRequest, ScanResult, export_plugin,
+    AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, Host, Plugin,
+    PluginError, Progress, ScanRequest, ScanResult, StaticCapabilities, export_plugin,
 };
 
 use crate::{KasperskyBackend, Settings};
@@ -26,21 +26,19 @@ impl Plugin for KasperskyPlugin {
     const DESCRIPTION: &'static str =
         "Kaspersky Endpoint Security for Linux (kesl-control) and for Windows (avp.com, kescli)";
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            state: true,
-            scan: true,
-            // `running NN%` lines of avp.com; KESL's --scan-file prints no progress
-            scan_progress: cfg!(windows),
-            scan_cancel: true,
-            scan_per_file: false,
-            alerts: true,
-            config_get: true,
-            config_set: true,
-            invoke_methods: Vec::new(),
-            platforms: vec!["linux".into(), "windows".into()],
-        }
-    }
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        state: true,
+        scan: true,
+        // `running NN%` lines of avp.com; KESL's --scan-file prints no progress
+        scan_progress: cfg!(windows),
+        scan_cancel: true,
+        scan_per_file: false,
+        alerts: true,
+        config_get: true,
+        config_set: true,
+        invoke_methods: &[],
+        platforms: &["linux", "windows"],
+    });
 
     fn new(host: Host, settings: Value) -> Result<Self, PluginError> {
         let settings =

@@ -3,8 +3,8 @@
 
 use armadito_plugin_api::serde_json::Value;
 use armadito_plugin_api::{
-    BackendState, Capabilities, Detection, DetectionAction, Host, OnOff, Plugin, PluginError,
-    Progress, ScanProgress, ScanRequest, ScanResult, ServiceStatus, export_plugin,
+    BackendState, Detection, DetectionAction, Host, OnOff, Plugin, PluginError, Progress,
+    ScanProgress, ScanRequest, ScanResult, ServiceStatus, StaticCapabilities, export_plugin,
 };
 
 pub struct Example {
@@ -16,15 +16,14 @@ impl Plugin for Example {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "finds the EICAR marker in files";
 
-    fn capabilities() -> Capabilities {
-        Capabilities {
-            state: true,
-            scan: true,
-            scan_progress: true,
-            scan_cancel: true,
-            ..Capabilities::default()
-        }
-    }
+    // A constant: the agent lists it from the file without running the plugin.
+    const CAPABILITIES: Option<StaticCapabilities> = Some(StaticCapabilities {
+        state: true,
+        scan: true,
+        scan_progress: true,
+        scan_cancel: true,
+        ..StaticCapabilities::NONE
+    });
 
     fn new(host: Host, _settings: Value) -> Result<Self, PluginError> {
         host.info("example backend ready");
