@@ -417,7 +417,10 @@ fn listing_reads_files_without_running_plugins() {
         .unwrap();
     assert_eq!(caps.invoke_methods, vec!["echo", "count"]);
     assert!(caps.alerts && caps.config_set);
-    assert!(report(&reports, "example.so").capabilities.is_none());
+    let caps = report(&reports, "example.so").capabilities.clone().unwrap();
+    assert!(caps.scan && caps.scan_cancel && !caps.alerts);
+    // new-fails declares none: nothing is made up, they stay unknown until --check.
+    assert!(report(&reports, "new-fails.so").capabilities.is_none());
 
     let checked = discover(&sandbox.config(Isolation::Process), true);
     assert_eq!(report(&checked, "example.so").status, PluginStatus::Loaded);
