@@ -39,21 +39,20 @@ mod tests {
 
     #[test]
     fn environment_is_the_allow_list_plus_the_call_data() {
-        let out = call(Path::new("/usr/bin/env"), Vec::<String>::new())
-            .env("ARMADITO_VALUE", "x")
-            .run()
-            .unwrap();
-        let mut vars: Vec<&str> = out.stdout.lines().collect();
-        vars.sort();
-        assert_eq!(
-            vars,
-            [
-                "ARMADITO_VALUE=x",
-                "LANG=C",
-                "LC_ALL=C",
-                "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
-            ]
-        );
+        // cargo sets this for the test process: the child must not inherit it
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let out = call(
+            Path::new("/bin/sh"),
+            ["-c", "env; echo \"$0\"", "$(id) ; *"],
+        )
+        .env("ARMADITO_VALUE", "x")
+        .run()
+        .unwrap();
+        let has = |line: &str| out.stdout.lines().any(|l| l == line);
+        assert!(!out.stdout.contains("CARGO_MANIFEST_DIR"), "{}", out.stdout);
+        assert!(has("ARMADITO_VALUE=x") && has("LANG=C"), "{}", out.stdout);
+        assert!(has("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), "{}", out.stdout);
+        assert!(has("$(id) ; *"), "{}", out.stdout);
     }
 
     #[test]
