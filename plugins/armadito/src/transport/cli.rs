@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use armadito_plugin_api::ScanResult;
 
-use super::exec::{ExecError, command, run};
+use super::exec::{ExecError, command, program_name, run};
 use super::rpc::RpcTransport;
 use super::{Kind, ScanJob, ScanSink, Transport, TransportError, now_f64};
 use crate::scan::{ScanState, Step};
@@ -47,13 +47,6 @@ impl CliTransport {
             Err(e) => Err(e),
         }
     }
-
-    fn name(p: &std::path::Path) -> String {
-        p.file_name().map_or_else(
-            || p.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
-    }
 }
 
 impl Transport for CliTransport {
@@ -74,14 +67,14 @@ impl Transport for CliTransport {
         if !out.status.success() {
             return Err(TransportError::Failed(format!(
                 "{} --json failed ({})",
-                Self::name(&self.info),
+                program_name(&self.info),
                 out.summary()
             )));
         }
         let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).map_err(|e| {
             TransportError::Failed(format!(
                 "{} --json printed invalid JSON: {e}",
-                Self::name(&self.info)
+                program_name(&self.info)
             ))
         })?;
         parse_info(&v).map_err(TransportError::Failed)
@@ -164,7 +157,7 @@ impl Transport for CliTransport {
         if !out.status.success() {
             return Err(TransportError::Failed(format!(
                 "{} returned error ({})",
-                Self::name(&self.scan),
+                program_name(&self.scan),
                 out.summary()
             )));
         }
@@ -176,7 +169,7 @@ impl Transport for CliTransport {
         if !done {
             r.interrupted = Some(format!(
                 "{} exited without its completion summary",
-                Self::name(&self.scan)
+                program_name(&self.scan)
             ));
         }
         Ok(r)

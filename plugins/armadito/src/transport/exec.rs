@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-pub use armadito_cli_exec::{Cmd, ExecError, Output};
+pub use armadito_cli_exec::{Cmd, ExecError, Output, program_name};
 
 /// Output kept per stream: a recursive scan's JSON events of a large tree are long.
 pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
