@@ -1,18 +1,22 @@
-//! Running an antivirus product's command-line tools from a backend plugin (ESET, Kaspersky),
-//! plus the alerts [`cursor`] those backends share.
+//! Running an antivirus product's command-line tools from a backend plugin (every backend that
+//! runs a program: ClamAV, Defender, Armadito, ESET, Kaspersky), plus the alerts [`cursor`]
+//! the ESET and Kaspersky backends share.
 //!
 //! Invariants:
 //! * argv only: the program is executed directly, never through a shell, so no value from the
 //!   settings or from GLPI can be read as shell syntax.
 //! * Programs are named by absolute path (from the settings or the product's default
 //!   location), never looked up in `PATH`.
-//! * Children get a cleared environment plus an explicit allow-list (`LANG=C`, `LC_ALL=C`
-//!   on unix so the products print their untranslated labels and C dates).
+//! * Children get a cleared environment plus an explicit allow-list ([`default_env`]: `LANG=C`,
+//!   `LC_ALL=C` on unix so the products print their untranslated labels and C dates; the
+//!   system locations on Windows), plus what the caller adds by name ([`Cmd::env`],
+//!   [`Cmd::system_path`]).
 //! * Every run has a deadline; a program that outlives it (or a cancelled run) is killed —
 //!   on unix with its whole process group, so helpers it started die too — and the call
 //!   fails with a message naming the program and the timeout.
 //! * Output is read while the program runs, so a caller can follow progress lines; what is
-//!   kept is bounded, and a grandchild holding our pipes cannot hang us.
+//!   kept is bounded ([`Cmd::max_output`], also per line), and a grandchild holding our pipes
+//!   (a restart script starting a daemon) cannot hang us.
 
 pub mod cursor;
 
@@ -20,12 +24,15 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Output kept per stream; the rest is read and dropped.
-const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// Output kept per stream unless [`Cmd::max_output`] says otherwise; the rest is read and
+/// dropped.
+pub const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// The `PATH` of [`Cmd::system_path`]: system folders only, never the agent's own `PATH`.
+pub const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// How long to wait for pipe EOF after the program exited.
 const PIPE_GRACE: Duration = Duration::from_millis(500);
 /// How often the deadline and the cancel flag are checked.
@@ -33,10 +40,21 @@ const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("{program} is not an absolute path: programs are never looked up in PATH")]
-    NotAbsolute { program: String },
-    #[error("{program} not found")]
-    NotFound { program: String },
+    #[error("empty command line")]
+    Empty,
+    #[error(
+        "{program} is not an absolute path: programs are never looked up in PATH{}",
+        set_in(settings, "it")
+    )]
+    NotAbsolute {
+        program: String,
+        settings: Option<&'static str>,
+    },
+    #[error("{program} not found{}", set_in(settings, "its path"))]
+    NotFound {
+        program: String,
+        settings: Option<&'static str>,
+    },
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -55,13 +73,23 @@ pub enum ExecError {
     },
 }
 
+/// `" (set it in [backends.x])"`: where the user names the program, for errors about it.
+fn set_in(settings: &Option<&'static str>, what: &str) -> String {
+    settings.map_or_else(String::new, |s| format!(" (set {what} in [{s}])"))
+}
+
 /// A program run: absolute path, arguments, deadline, environment allow-list.
 #[derive(Debug, Clone)]
 pub struct Cmd {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub timeout: Duration,
+    /// The child's whole environment (set by name only: values never go into argv or logs).
     pub env: Vec<(String, String)>,
+    /// Bytes kept per stream (and the longest line handed to `on_line` in one piece).
+    pub max_output: usize,
+    /// The settings section naming the program (`backends.defender`), for error messages.
+    pub settings: Option<&'static str>,
 }
 
 impl Cmd {
@@ -72,7 +100,55 @@ impl Cmd {
             args: Vec::new(),
             timeout,
             env: default_env(),
+            max_output: MAX_OUTPUT,
+            settings: None,
         }
+    }
+
+    /// A command line from the settings: `argv[0]` is the program (absolute), the rest its
+    /// arguments.
+    pub fn from_argv<S: AsRef<str>>(argv: &[S], timeout: Duration) -> Result<Self, ExecError> {
+        match argv.split_first() {
+            Some((program, args)) if !program.as_ref().is_empty() => {
+                Ok(Self::new(program.as_ref(), timeout).args(args.iter().map(|a| a.as_ref())))
+            }
+            _ => Err(ExecError::Empty),
+        }
+    }
+
+    /// Adds (or replaces) one environment variable: data a fixed script reads, so it never
+    /// becomes code or argv.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.into()));
+        self
+    }
+
+    /// On unix, `PATH=`[`SYSTEM_PATH`] for tools (and restart scripts) that run system helpers
+    /// by name; nothing on Windows.
+    pub fn system_path(self) -> Self {
+        if cfg!(unix) {
+            self.env("PATH", SYSTEM_PATH)
+        } else {
+            self
+        }
+    }
+
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = bytes;
+        self
+    }
+
+    /// Error messages about the program say it is set in `[section]`.
+    pub fn settings(mut self, section: &'static str) -> Self {
+        self.settings = Some(section);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -118,8 +194,10 @@ impl Cmd {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Output, ExecError> {
         let program = self.program.display().to_string();
+        let settings = self.settings;
+        let max_output = self.max_output;
         if !self.program.is_absolute() {
-            return Err(ExecError::NotAbsolute { program });
+            return Err(ExecError::NotAbsolute { program, settings });
         }
         let mut command = Command::new(&self.program);
         command
@@ -139,6 +217,7 @@ impl Cmd {
         let mut child = command.spawn().map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => ExecError::NotFound {
                 program: program.clone(),
+                settings,
             },
             _ => ExecError::Spawn {
                 program: program.clone(),
@@ -151,8 +230,10 @@ impl Cmd {
             thread::spawn(move || {
                 let mut reader = BufReader::new(out);
                 loop {
+                    // a line without end is handed over in pieces: memory stays bounded
                     let mut line = Vec::new();
-                    match reader.read_until(b'\n', &mut line) {
+                    let limit = u64::try_from(max_output.max(1)).unwrap_or(u64::MAX);
+                    match (&mut reader).take(limit).read_until(b'\n', &mut line) {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {
                             if line_tx.send(line).is_err() {
@@ -163,28 +244,32 @@ impl Cmd {
                 }
             });
         }
-        let (err_tx, stderr_rx) = mpsc::channel::<Vec<u8>>();
+        // what stderr said so far stays readable even if a grandchild keeps the pipe open
+        let stderr_kept = Arc::new(Mutex::new(Vec::new()));
+        let (err_tx, stderr_eof) = mpsc::channel::<()>();
         if let Some(mut err) = child.stderr.take() {
+            let sink = Arc::clone(&stderr_kept);
             thread::spawn(move || {
-                let mut kept = Vec::new();
                 let mut buf = [0u8; 8192];
                 loop {
                     match err.read(&mut buf) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            let room = MAX_OUTPUT.saturating_sub(kept.len());
-                            kept.extend_from_slice(&buf[..n.min(room)]);
+                            if let Ok(mut kept) = sink.lock() {
+                                let room = max_output.saturating_sub(kept.len());
+                                kept.extend_from_slice(&buf[..n.min(room)]);
+                            }
                         }
                     }
                 }
-                let _ = err_tx.send(kept);
+                let _ = err_tx.send(());
             });
         }
 
         let mut stdout = Vec::new();
         let mut take = |line: Vec<u8>, stdout: &mut Vec<u8>| {
             on_line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
-            let room = MAX_OUTPUT.saturating_sub(stdout.len());
+            let room = max_output.saturating_sub(stdout.len());
             stdout.extend_from_slice(&line[..line.len().min(room)]);
         };
         let kill = |child: &mut std::process::Child| {
@@ -231,9 +316,11 @@ impl Cmd {
         while let Ok(line) = lines.recv_timeout(grace.saturating_duration_since(Instant::now())) {
             take(line, &mut stdout);
         }
-        let stderr = stderr_rx
-            .recv_timeout(grace.saturating_duration_since(Instant::now()))
-            .unwrap_or_default();
+        let _ = stderr_eof.recv_timeout(grace.saturating_duration_since(Instant::now()));
+        let stderr = match stderr_kept.lock() {
+            Ok(kept) => kept.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         Ok(Output {
             status,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -257,6 +344,7 @@ pub fn default_env() -> Vec<(String, String)> {
         for key in [
             "SystemRoot",
             "windir",
+            "SystemDrive",
             "ProgramData",
             "ProgramFiles",
             "TEMP",
@@ -314,13 +402,16 @@ impl Output {
         }
     }
 
-    /// One line for error messages: exit status and [`Output::tail`].
+    /// One line for error messages: `exit code N` (or the signal) and [`Output::tail`].
     pub fn summary(&self) -> String {
+        let status = self
+            .code()
+            .map_or_else(|| self.status.to_string(), |c| format!("exit code {c}"));
         let tail = self.tail();
         if tail.is_empty() {
-            self.status.to_string()
+            status
         } else {
-            format!("{}: {tail}", self.status)
+            format!("{status}: {tail}")
         }
     }
 }
@@ -454,5 +545,105 @@ mod tests {
             c.display(),
             r#"/opt/eset/eea/bin/odscan --scan "--profile=@Smart scan""#
         );
+    }
+
+    #[test]
+    fn argv_form_splits_program_and_refuses_an_empty_line() {
+        let argv = ["/bin/echo".to_string(), "a b".into(), "$(id)".into()];
+        let out = Cmd::from_argv(&argv, Duration::from_secs(5))
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(out.stdout, "a b $(id)\n");
+        for empty in [&[][..], &["".to_string()][..]] {
+            let err = Cmd::from_argv(empty, Duration::from_secs(1)).unwrap_err();
+            assert_eq!(err.to_string(), "empty command line");
+        }
+        let err = Cmd::from_argv(&["sh", "-c", "true"], Duration::from_secs(1))
+            .unwrap()
+            .run()
+            .unwrap_err();
+        assert!(matches!(err, ExecError::NotAbsolute { .. }), "{err}");
+    }
+
+    #[test]
+    fn extra_variables_and_system_path_join_the_allow_list_only() {
+        // cargo sets this for the test process: the child must not inherit it
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let out = Cmd::new("/usr/bin/env", Duration::from_secs(5))
+            .env("ARMADITO_VALUE", "x; $(id)")
+            .env("LANG", "C.UTF-8")
+            .system_path()
+            .run()
+            .unwrap();
+        let mut vars: Vec<&str> = out.stdout.lines().collect();
+        vars.sort();
+        assert_eq!(
+            vars,
+            [
+                "ARMADITO_VALUE=x; $(id)",
+                "LANG=C.UTF-8",
+                "LC_ALL=C",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+            ]
+        );
+    }
+
+    #[test]
+    fn output_is_bounded_per_stream_and_per_line() {
+        // 64 KiB without a newline on each stream; 1000 bytes kept
+        let mut pieces = 0;
+        let out = sh("/usr/bin/head -c 65536 /dev/zero | /usr/bin/tr '\\0' a; /usr/bin/head -c 65536 /dev/zero >&2")
+            .max_output(1000)
+            .run_with(
+                &mut |l| {
+                    assert!(l.len() <= 1000, "{}", l.len());
+                    pieces += 1;
+                },
+                &|| false,
+            )
+            .unwrap();
+        assert_eq!(out.stdout.len(), 1000);
+        assert_eq!(out.stderr.len(), 1000);
+        assert!(pieces >= 65, "{pieces}");
+    }
+
+    #[test]
+    fn errors_name_the_settings_section_when_given() {
+        let err = Cmd::new("mdatp", Duration::from_secs(1))
+            .settings("backends.defender")
+            .run()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mdatp is not an absolute path: programs are never looked up in PATH \
+             (set it in [backends.defender])"
+        );
+        let err = Cmd::new("/nonexistent/mdatp", Duration::from_secs(1))
+            .settings("backends.defender")
+            .run()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/mdatp not found (set its path in [backends.defender])"
+        );
+    }
+
+    #[test]
+    fn summary_says_exit_code_and_the_end_of_stderr() {
+        let out = sh("echo out; echo oops >&2; exit 3").run().unwrap();
+        assert_eq!(out.summary(), "exit code 3: oops");
+        let out = sh("echo only stdout; exit 1").run().unwrap();
+        assert_eq!(out.summary(), "exit code 1: only stdout");
+        let out = sh("kill -9 $$").run().unwrap();
+        assert_eq!(out.code(), None);
+        assert!(out.summary().contains("signal"), "{}", out.summary());
+    }
+
+    #[test]
+    fn stderr_is_kept_when_a_grandchild_holds_the_pipe() {
+        let out = sh("echo failing >&2; /bin/sleep 3 & exit 4").run().unwrap();
+        assert_eq!(out.code(), Some(4));
+        assert_eq!(out.stderr.trim(), "failing");
     }
 }

@@ -9,13 +9,13 @@
 //! * A non-zero exit fails the call with the tool's message; detections printed before are
 //!   not reported as a successful scan.
 
-use std::io::ErrorKind;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use armadito_plugin_api::ScanResult;
 
-use super::exec::{ExecError, run, run_streaming};
+use super::exec::{ExecError, command, program_name, run};
 use super::rpc::RpcTransport;
 use super::{Kind, ScanJob, ScanSink, Transport, TransportError, now_f64};
 use crate::scan::{ScanState, Step};
@@ -34,9 +34,7 @@ pub struct CliTransport {
 
 fn exec_error(e: ExecError) -> TransportError {
     match e {
-        ExecError::Spawn { ref source, .. } if source.kind() == ErrorKind::NotFound => {
-            TransportError::Unavailable(e.to_string())
-        }
+        ExecError::NotFound { .. } => TransportError::Unavailable(e.to_string()),
         ExecError::Timeout { .. } => TransportError::Timeout(e.to_string()),
         other => TransportError::Failed(other.to_string()),
     }
@@ -48,13 +46,6 @@ impl CliTransport {
             Ok(_) | Err(TransportError::Unavailable(_)) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    fn name(p: &std::path::Path) -> String {
-        p.file_name().map_or_else(
-            || p.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
     }
 }
 
@@ -76,14 +67,14 @@ impl Transport for CliTransport {
         if !out.status.success() {
             return Err(TransportError::Failed(format!(
                 "{} --json failed ({})",
-                Self::name(&self.info),
+                program_name(&self.info),
                 out.summary()
             )));
         }
         let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).map_err(|e| {
             TransportError::Failed(format!(
                 "{} --json printed invalid JSON: {e}",
-                Self::name(&self.info)
+                program_name(&self.info)
             ))
         })?;
         parse_info(&v).map_err(TransportError::Failed)
@@ -132,22 +123,31 @@ impl Transport for CliTransport {
             }
             true
         };
-        let mut keep_going = true;
-        let out = run_streaming(&argv, self.scan_timeout, &mut |bytes| {
-            if sink.cancelled() || !keep_going {
-                return false;
-            }
-            pending.push_str(&String::from_utf8_lossy(bytes));
-            // hand over complete chunks as they arrive (a chunk ends with a blank line)
-            if let Some(end) = pending.rfind("\n\n") {
-                let complete: String = pending.drain(..end + 2).collect();
-                keep_going = feed(&mut state, &complete, &mut invalid);
-            }
-            keep_going
+        // the parser may ask to stop (a sink that refuses progress): that is a cancel too
+        let keep_going = Cell::new(true);
+        let out = command(&argv, self.scan_timeout).and_then(|cmd| {
+            cmd.run_with(
+                &mut |line| {
+                    if !keep_going.get() {
+                        return;
+                    }
+                    pending.push_str(line);
+                    pending.push('\n');
+                    // hand over complete chunks as they arrive (a chunk ends with a blank line)
+                    if line.is_empty()
+                        && let Some(end) = pending.rfind("\n\n")
+                    {
+                        let complete: String = pending.drain(..end + 2).collect();
+                        keep_going.set(feed(&mut state, &complete, &mut invalid));
+                    }
+                },
+                &|| sink.cancelled() || !keep_going.get(),
+            )
         });
         let out = match out {
-            Ok(out) => out,
-            Err(ExecError::Cancelled { .. }) => {
+            // a refusal just before the tool exited is a cancel all the same
+            Ok(out) if keep_going.get() => out,
+            Ok(_) | Err(ExecError::Cancelled { .. }) => {
                 let mut r = state.finish(now_f64());
                 r.cancelled = true;
                 return Ok(r);
@@ -157,7 +157,7 @@ impl Transport for CliTransport {
         if !out.status.success() {
             return Err(TransportError::Failed(format!(
                 "{} returned error ({})",
-                Self::name(&self.scan),
+                program_name(&self.scan),
                 out.summary()
             )));
         }
@@ -169,7 +169,7 @@ impl Transport for CliTransport {
         if !done {
             r.interrupted = Some(format!(
                 "{} exited without its completion summary",
-                Self::name(&self.scan)
+                program_name(&self.scan)
             ));
         }
         Ok(r)

@@ -311,13 +311,9 @@ fn validate_with_clamconf(
                     ))
                 }
             }
-            Err(exec::ExecError::Spawn { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Ok(Some(format!(
-                    "{program} not found: clamd.conf not validated by clamconf"
-                )))
-            }
+            Err(exec::ExecError::NotFound { .. }) => Ok(Some(format!(
+                "{program} not found: clamd.conf not validated by clamconf"
+            ))),
             Err(e) => Err(ConfigError::Invalid(format!("clamconf failed: {e}"))),
         }
     })();

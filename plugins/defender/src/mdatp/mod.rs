@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::config::{NOT_IN_EFFECT, not_changeable, rejected, values};
 use crate::cursor::Timed;
 use crate::error::DefenderError;
-use crate::exec::{self, Call, ExecError, Output};
+use crate::exec::{self, Cmd, ExecError, Output};
 use crate::freshness::now_secs;
 use crate::scan::{Observer, check_path, count_files};
 use crate::settings::Settings;
@@ -46,12 +46,12 @@ impl MdatpDefender {
         MdatpDefender { settings }
     }
 
-    fn call(&self, args: &[&str]) -> Call {
-        Call::new(&self.settings.mdatp, args.iter().copied()).timeout(self.settings.timeout())
+    fn call(&self, args: &[&str]) -> Cmd {
+        exec::call(&self.settings.mdatp, args.iter().copied()).timeout(self.settings.timeout())
     }
 
     fn run(&self, args: &[&str]) -> Result<Output, DefenderError> {
-        Ok(exec::run(&self.call(args), &|| false)?)
+        Ok(self.call(args).run()?)
     }
 
     /// `mdatp <args> --output json`, parsed; a non-zero exit is a failure of `what`.
@@ -148,7 +148,7 @@ impl MdatpDefender {
                 _ => vec!["scan", "full"],
             };
             let call = self.call(&args).timeout(self.settings.scan_timeout());
-            let out = match exec::run(&call, &|| observer.cancelled()) {
+            let out = match call.run_with(&mut |_| {}, &|| observer.cancelled()) {
                 Err(ExecError::Cancelled { .. }) => {
                     result.cancelled = true;
                     break;

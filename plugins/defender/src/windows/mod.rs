@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::config::{NOT_IN_EFFECT, rejected};
 use crate::error::DefenderError;
-use crate::exec::{self, Call, ExecError, Output};
+use crate::exec::{self, ExecError, Output};
 use crate::freshness::now_secs;
 use crate::scan::{Observer, check_path, count_files};
 use crate::settings::Settings;
@@ -35,12 +35,12 @@ impl WindowsDefender {
     }
 
     fn powershell(&self, script: &str, value: Option<&str>) -> Result<Output, DefenderError> {
-        let mut call = Call::new(&self.settings.powershell, powershell::args(script))
+        let mut call = exec::call(&self.settings.powershell, powershell::args(script))
             .timeout(self.settings.timeout());
         if let Some(v) = value {
             call = call.env(VALUE_VAR, v);
         }
-        Ok(exec::run(&call, &|| false)?)
+        Ok(call.run()?)
     }
 
     /// Runs a read script and returns its objects.
@@ -119,12 +119,12 @@ impl WindowsDefender {
             if let Some(p) = target {
                 check_path(p)?;
             }
-            let call = Call::new(
+            let call = exec::call(
                 &self.settings.mpcmdrun,
                 mpcmdrun::args(req.kind, target, req.remediate),
             )
             .timeout(self.settings.scan_timeout());
-            let out = match exec::run(&call, &|| observer.cancelled()) {
+            let out = match call.run_with(&mut |_| {}, &|| observer.cancelled()) {
                 Err(ExecError::Cancelled { .. }) => {
                     result.cancelled = true;
                     break;
