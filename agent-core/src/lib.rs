@@ -11,6 +11,7 @@ pub mod identity;
 pub mod jobs;
 pub mod logging;
 pub mod plugins;
+pub mod schedule;
 pub mod store;
 pub mod tasks;
 pub mod transport;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use agent_core::tasks::scheduler::CronExpr;
+use agent_core::schedule::CronExpr;
 use armadito_tests::agent::{AgentSandbox, agent_bin};
 use armadito_tests::double::{Double, Fault};
 use armadito_tests::fleet::{UUID, drain_faults, enrolled_agent};

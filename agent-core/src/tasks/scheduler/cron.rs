@@ -7,8 +7,8 @@
 //! come validated from [`super::model`]; the log file is outside world-writable folders.
 
 use super::files::{MARKER, Target, remove_generated, write_atomic};
-use super::model::{Schedule, args_string};
 use super::{AgentCommand, Installed, SchedulerError, systemd};
+use crate::schedule::{Schedule, args_string};
 
 /// The file, on the real system (prefixed with `[schedule] root`).
 pub const CRON_FILE: &str = "/etc/cron.d/armadito-agent";
@@ -103,7 +103,7 @@ pub fn remove(target: &Target) -> Result<Vec<String>, SchedulerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::scheduler::model::{ScheduledTask, Source};
+    use crate::schedule::{ScheduledTask, Source};
 
     fn schedule() -> Schedule {
         Schedule {

@@ -30,7 +30,7 @@ impl Target {
         Ok(Self {
             root: root.to_path_buf(),
             real: root == Path::new("/"),
-            systemctl: PathBuf::from(super::config::DEFAULT_SYSTEMCTL),
+            systemctl: PathBuf::from(crate::config::DEFAULT_SYSTEMCTL),
         })
     }
 
