@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod logging;
 pub mod plugins;
 pub mod schedule;
+pub mod session;
 pub mod store;
 pub mod tasks;
 pub mod transport;

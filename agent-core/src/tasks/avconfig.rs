@@ -10,8 +10,8 @@
 use armadito_plugin_api::model::ConfigEntry;
 use sha2::{Digest, Sha256};
 
-use crate::app::{AgentError, Context};
-use crate::jobs::{Enrolled, blocking};
+use crate::session::{AgentError, Context};
+use crate::session::{Enrolled, blocking};
 use crate::store::{MessageKind, NewMessage};
 use crate::tasks::state::scalar;
 use crate::transport::Endpoint;

@@ -28,10 +28,10 @@ pub mod systemd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::app::{AgentError, Context};
 use crate::config::ScheduleMode;
-use crate::jobs::Enrolled;
 use crate::schedule::{CronExpr, ScheduledTask};
+use crate::session::Enrolled;
+use crate::session::{AgentError, Context};
 use crate::store::{MessageKind, NewMessage};
 use crate::transport::Endpoint;
 use crate::wire::{AttrValue, SchedulerReport, TaskName, parse_server_schedule};
