@@ -159,12 +159,7 @@ fn check_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), TrustError> {
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Create the cache folder (0700), or tighten an existing one we own; refuse one owned by
@@ -228,11 +223,7 @@ fn sha256_stream(
             out.write_all(&buf[..n])?;
         }
     }
-    let mut out = String::with_capacity(64);
-    for b in hasher.finalize() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Hash `original` and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
