@@ -4,7 +4,7 @@
 //! cron hands each command to `/bin/sh -c`, so every word is single-quoted (an embedded `'`
 //! becomes `'\''`), and what sh-quoting cannot protect is refused: a newline ends the cron
 //! entry and `%` is turned into a newline by cron itself. The frequency, user and log file
-//! come validated from [`super::model`]; the log file is outside world-writable folders.
+//! come validated from [`crate::schedule`]; the log file is outside world-writable folders.
 
 use super::files::{MARKER, Target, remove_generated, write_atomic};
 use super::{AgentCommand, Installed, SchedulerError, systemd};
