@@ -1,5 +1,5 @@
 //! Configuration: `agent.toml`, merged once with the environment and the command line.
-//! `[schedule]` is in [`schedule`] (its typed model, shared with `-t Scheduler`, is [`crate::schedule`]).
+//! `[schedule]` is [`ScheduleConfig`] (its typed model, shared with `-t Scheduler`, is [`crate::schedule`]).
 //!
 //! Precedence: command line > environment (`ARMADITO_AGENT_*`, read by clap) > file > defaults.
 //! Unknown keys in the file are errors (a typo must not silently keep a default, as the old
