@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use agent_core::tasks::scheduler::CronExpr;
+use agent_core::schedule::CronExpr;
+use agent_core::tasks::scheduler::cron::shell_quote;
 use armadito_tests::agent::{AgentSandbox, agent_bin};
 use armadito_tests::double::{Double, Fault};
 use armadito_tests::fleet::{UUID, drain_faults, enrolled_agent};
@@ -51,10 +52,11 @@ fn entries(text: &str) -> Vec<(String, String, String)> {
 /// The shell-quoted command line the agent should schedule for `task`.
 fn command(s: &AgentSandbox, task: &str, wait_rand: u64) -> String {
     let bin = std::fs::canonicalize(agent_bin()).expect("agent binary");
+    let quote = |p: &std::path::Path| shell_quote(&p.display().to_string()).expect("quotable");
     format!(
-        "'{}' '-c' '{}' '-t' '{task}' '--wait-rand' '{wait_rand}' >>'/var/log/armadito-agent/agent.log' 2>&1",
-        bin.display(),
-        s.config_path().display()
+        "{} -c {} -t {task} --wait-rand {wait_rand} >>/var/log/armadito-agent/agent.log 2>&1",
+        quote(&bin),
+        quote(s.config_path().as_ref())
     )
 }
 
@@ -168,14 +170,17 @@ fn the_scheduled_command_line_really_runs_the_task() {
     let text = std::fs::read_to_string(cron_file(root.path())).unwrap();
     let (_, _, cmd) = entries(&text)
         .into_iter()
-        .find(|(_, _, c)| c.contains("'Getjobs'"))
+        .find(|(_, _, c)| c.contains(" -t Getjobs "))
         .expect("a Getjobs entry");
     assert!(!cmd.contains("--wait-rand"), "{cmd}");
     // What cron would do (`/bin/sh -c <command>`), with the output sent to a private file.
     let out = root.path().join("out.log");
     let cmd = cmd.replace(
-        ">>'/var/log/armadito-agent/agent.log'",
-        &format!(">>'{}'", out.display()),
+        ">>/var/log/armadito-agent/agent.log",
+        &format!(
+            ">>{}",
+            shell_quote(&out.display().to_string()).expect("quotable")
+        ),
     );
     d.clear_requests();
     let status = std::process::Command::new("/bin/sh")
@@ -290,7 +295,7 @@ fn malicious_server_entries_are_rejected_reported_and_never_written() {
         CronExpr::parse(freq).expect("only valid frequencies are written");
         assert_eq!(user, "root");
         assert!(
-            cmd.ends_with(">>'/var/log/armadito-agent/agent.log' 2>&1"),
+            cmd.ends_with(">>/var/log/armadito-agent/agent.log 2>&1"),
             "{cmd}"
         );
     }

@@ -1,106 +1,15 @@
 //! What one run of `armadito-agent` does: resolve configuration, then run one task or one
 //! inspection command. The binary (`main.rs`) only parses argv and maps errors to exit codes.
+//! Dispatch only: what a task needs ([`Context`], [`AgentError`]) is in [`crate::session`].
 
-mod error;
-
-use std::sync::Arc;
 use std::time::Duration;
-
-pub use error::AgentError;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::plugins::{Backend, PluginsConfig, Registry};
-use crate::store::{DB_FILE, Store, TaskLock};
+use crate::session::{AgentError, Context};
+use crate::store::{DB_FILE, TaskLock};
 use crate::tasks;
-use crate::transport::{GlpiClient, HttpOptions};
-use crate::wire::{AntivirusInfo, MachineUuid, TaskName};
-
-/// Everything a task needs, built once per run.
-pub struct Context {
-    pub config: Config,
-    pub cli: Cli,
-}
-
-impl Context {
-    pub fn open_store(&self) -> Result<Store, AgentError> {
-        Ok(Store::open(&self.config.state_dir)?)
-    }
-
-    pub fn uuid(&self, store: &Store) -> Result<MachineUuid, AgentError> {
-        Ok(crate::identity::machine_uuid(
-            self.config.uuid.as_deref(),
-            store,
-        )?)
-    }
-
-    pub fn server(&self) -> Result<&str, AgentError> {
-        self.config.server.as_deref().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            AgentError::Usage("no server configured: set `server` in agent.toml, ARMADITO_AGENT_SERVER or -s URL".into())
-        })
-    }
-
-    /// The `[plugins]` settings with the folders and `[backends.*]` tables filled in.
-    pub fn plugins_config(&self) -> Result<PluginsConfig, AgentError> {
-        let c = &self.config;
-        PluginsConfig::from_agent_config(&c.plugins, &c.plugins_dir, &c.state_dir, &c.backends)
-            .map_err(|e| c.table_error("plugins", &e).into())
-    }
-
-    /// The configured backend, started (only that one: one plugin host in process mode).
-    /// The registry is returned too: it owns the plugin's process (or library) and must live
-    /// as long as the backend is used.
-    pub fn backend(&self) -> Result<(Arc<Registry>, Arc<dyn Backend>), AgentError> {
-        let name = self.config.backend.as_deref().ok_or_else(|| {
-            AgentError::Usage("no backend configured: set `backend` in agent.toml or --backend NAME (see --list-backends)".into())
-        })?;
-        let registry = Arc::new(Registry::open_for(self.plugins_config()?, name)?);
-        if let Some(b) = registry.get(name) {
-            return Ok((registry, b));
-        }
-        let refused: Vec<String> = registry
-            .reports()
-            .into_iter()
-            .filter(|r| r.name.as_deref() == Some(name))
-            .filter_map(|r| r.reason)
-            .collect();
-        if !refused.is_empty() {
-            return Err(AgentError::Task(format!(
-                "backend {name:?} cannot start: {}",
-                refused.join("; ")
-            )));
-        }
-        let names = registry.usable_names();
-        Err(AgentError::Usage(format!(
-            "backend {name:?} is not available in {} (available: {}); see `armadito-agent plugins`",
-            self.config.plugins_dir.display(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )))
-    }
-
-    /// `task.antivirus` of our messages: the backend's name until a backend reports its product.
-    pub fn antivirus(&self) -> AntivirusInfo {
-        AntivirusInfo::new(
-            self.config
-                .backend
-                .clone()
-                .unwrap_or_else(|| "unknown".into()),
-            "unknown",
-        )
-    }
-
-    pub fn client(&self) -> Result<GlpiClient, AgentError> {
-        let opts: HttpOptions = self.config.table("http", &self.config.http)?;
-        GlpiClient::new(self.server()?, &opts).map_err(|e| match e.is_config_error() {
-            true => AgentError::Usage(e.to_string()),
-            false => AgentError::Transport(e),
-        })
-    }
-}
+use crate::wire::TaskName;
 
 /// Runs what the command line asks for.
 pub async fn run(cli: Cli) -> Result<(), AgentError> {

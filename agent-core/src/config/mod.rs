@@ -1,4 +1,5 @@
 //! Configuration: `agent.toml`, merged once with the environment and the command line.
+//! `[schedule]` is [`ScheduleConfig`] (its typed model, shared with `-t Scheduler`, is [`crate::schedule`]).
 //!
 //! Precedence: command line > environment (`ARMADITO_AGENT_*`, read by clap) > file > defaults.
 //! Unknown keys in the file are errors (a typo must not silently keep a default, as the old
@@ -12,6 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cli::GlobalOptions;
+
+mod schedule;
+
+pub use schedule::{DEFAULT_SYSTEMCTL, ScheduleConfig, ScheduleMode, TaskSettings};
 
 /// The file's shape. Every field is optional: defaults are applied in [`Config::resolve`].
 #[derive(Debug, Default, Deserialize)]
@@ -43,7 +48,7 @@ pub struct FileConfig {
     pub avconfig: AvConfigConfig,
     /// `[schedule]`: how `-t Scheduler` installs the periodic tasks.
     #[serde(default)]
-    pub schedule: crate::tasks::scheduler::ScheduleConfig,
+    pub schedule: ScheduleConfig,
 }
 
 /// `[avconfig]`.
@@ -270,7 +275,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub scan: ScanConfig,
     pub avconfig: AvConfigConfig,
-    pub schedule: crate::tasks::scheduler::ScheduleConfig,
+    pub schedule: ScheduleConfig,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
 }

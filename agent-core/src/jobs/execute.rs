@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use armadito_plugin_api::model::{Detection, ScanProgress, ScanRequest, ScanResult};
+use armadito_plugin_api::model::{ScanProgress, ScanRequest, ScanResult};
 
-use crate::app::{AgentError, Context};
-use crate::jobs::Enrolled;
 use crate::plugins::{Backend, CancelToken, Registry};
+use crate::session::Enrolled;
+use crate::session::{AgentError, Context};
 use crate::store::{MessageKind, NewMessage, StoredJob};
 use crate::transport::Endpoint;
-use crate::wire::{ScanJobParams, ScanReport, TaskName, UnixTime, WireAlert};
+use crate::wire::{ScanJobParams, ScanReport, TaskName, UnixTime};
 
 /// The result of one job: an error message (None = success) and the result messages to queue
 /// with its status.
@@ -272,23 +272,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// A detection as the server stores it; a detection time the server would reject (not 10
-/// digits) is replaced by `fallback_time`.
-pub fn wire_alert(d: &Detection, fallback_time: UnixTime, module: &str, info: &str) -> WireAlert {
-    let action = serde_json::to_value(d.action)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    WireAlert {
-        name: d.threat_name.clone(),
-        filepath: d.file_path.clone(),
-        action,
-        detection_time: UnixTime::new(d.detection_time).unwrap_or(fallback_time),
-        module_name: d.module_name.clone().unwrap_or_else(|| module.to_string()),
-        info: d.info.clone().unwrap_or_else(|| info.to_string()),
     }
 }
 

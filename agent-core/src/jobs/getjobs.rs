@@ -1,7 +1,7 @@
 //! `-t Getjobs`: fetch the jobs queued for this agent into the durable queue.
 
-use crate::app::{AgentError, Context};
-use crate::jobs::Enrolled;
+use crate::session::Enrolled;
+use crate::session::{AgentError, Context};
 use crate::store::GETJOBS_IN_FLIGHT;
 use crate::transport::TransportError;
 use crate::wire::{UnixTime, parse_jobs_reply};

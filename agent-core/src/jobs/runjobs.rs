@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::app::{AgentError, Context};
-use crate::jobs::Enrolled;
 use crate::jobs::execute::{Executor, Outcome};
+use crate::session::Enrolled;
+use crate::session::{AgentError, Context};
 use crate::store::{MessageKind, NewMessage, RecoveryPolicy, StoredJob};
 use crate::transport::Endpoint;
 use crate::wire::{JobStatus, TaskName, UnixTime};

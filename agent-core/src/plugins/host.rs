@@ -14,7 +14,9 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString};
@@ -39,10 +41,9 @@ fn send(msg: &Message) {
         return;
     };
     line.push('\n');
-    if let Ok(mut w) = out.lock() {
-        // A broken pipe means the agent is gone; nothing useful to do with the error.
-        let _ = w.write_all(line.as_bytes()).and_then(|_| w.flush());
-    }
+    let mut w = out.lock();
+    // A broken pipe means the agent is gone; nothing useful to do with the error.
+    let _ = w.write_all(line.as_bytes()).and_then(|_| w.flush());
 }
 
 /// Take the real stdout for the protocol and point fd 1 at stderr.
@@ -146,7 +147,7 @@ pub fn plugin_host_main(plugin: &Path) -> ExitCode {
             }
             method::CANCEL => {
                 let target = request.params.get("id").and_then(Value::as_u64);
-                if let Some(flag) = target.and_then(|t| lock(&in_flight).get(&t).cloned()) {
+                if let Some(flag) = target.and_then(|t| in_flight.lock().get(&t).cloned()) {
                     flag.store(true, Ordering::SeqCst);
                 }
                 reply(request.id, Ok(Value::Null));
@@ -160,12 +161,12 @@ pub fn plugin_host_main(plugin: &Path) -> ExitCode {
                     continue;
                 };
                 let flag = Arc::new(AtomicBool::new(false));
-                lock(&in_flight).insert(request.id, flag.clone());
+                in_flight.lock().insert(request.id, flag.clone());
                 let in_flight = in_flight.clone();
                 let spawned = pool.execute(move || {
                     let id = request.id;
                     let answer = dispatch(&backend, request, flag);
-                    lock(&in_flight).remove(&id);
+                    in_flight.lock().remove(&id);
                     reply(id, answer);
                 });
                 if let Err(e) = spawned {
@@ -179,10 +180,6 @@ pub fn plugin_host_main(plugin: &Path) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn load(plugin: &Path) -> Result<LoadedModule, LoadError> {

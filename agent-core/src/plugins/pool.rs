@@ -8,7 +8,9 @@
 //! Invariants: at most `MAX_IDLE` threads wait idle; dropping the pool ends the idle ones (the
 //! busy ones end after their job).
 
-use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::sync::{Arc, Weak, mpsc};
+
+use parking_lot::Mutex;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -41,7 +43,7 @@ impl Pool {
     pub(crate) fn execute(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         let mut job: Job = Box::new(job);
         loop {
-            let worker = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let worker = self.idle.lock().pop();
             let Some(worker) = worker else { break };
             let me = worker.clone();
             match worker.send(Msg { job, me }) {
@@ -65,7 +67,7 @@ fn worker_loop(first: Msg, rx: mpsc::Receiver<Msg>, idle: Weak<Idle>) {
         (msg.job)();
         {
             let Some(list) = idle.upgrade() else { return };
-            let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+            let mut list = list.lock();
             if list.len() >= MAX_IDLE {
                 return;
             }

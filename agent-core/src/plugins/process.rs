@@ -27,8 +27,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 use armadito_plugin_api::model::{
     AlertsPage, AlertsQuery, BackendState, ConfigApplyReport, ConfigEntry, PluginError,
@@ -144,10 +146,6 @@ fn skip_line(r: &mut impl BufRead, max: usize) -> std::io::Result<bool> {
 }
 /// How long a child may take to exit after its stdin is closed before it is killed.
 const STOP_GRACE: Duration = Duration::from_millis(500);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 enum Reply {
     Progress(Value),
@@ -290,7 +288,7 @@ impl Conn {
                 .name(format!("plugin-host-{pid}-out"))
                 .spawn(move || read_loop(reader_shared, reader, hello_tx));
             if let Err(e) = spawned {
-                kill(&mut lock(&shared.child));
+                kill(&mut shared.child.lock());
                 return Err(LoadError::Other(format!("cannot start a thread: {e}")));
             }
         }
@@ -309,7 +307,7 @@ impl Conn {
         });
         match hello_rx.recv_timeout(hello_timeout) {
             Ok(Ok(metadata)) => {
-                *lock(&conn.shared.label) = metadata.name.clone();
+                *conn.shared.label.lock() = metadata.name.clone();
                 tracing::debug!(backend = metadata.name, pid, "plugin host ready");
                 Ok((conn, metadata))
             }
@@ -325,27 +323,29 @@ impl Conn {
     }
 
     fn alive(&self) -> bool {
-        lock(&self.shared.exit).is_none()
+        self.shared.exit.lock().is_none()
     }
 
     fn exit_detail(&self) -> String {
-        lock(&self.shared.exit)
+        self.shared
+            .exit
+            .lock()
             .clone()
             .unwrap_or_else(|| "ended".to_owned())
     }
 
     fn kill(&self) {
-        kill(&mut lock(&self.shared.child));
+        kill(&mut self.shared.child.lock());
         // Without a child (in-memory), closing our side is the only way to end it.
-        if lock(&self.shared.child).is_none() {
-            lock(&self.stdin).take();
+        if self.shared.child.lock().is_none() {
+            self.stdin.lock().take();
         }
     }
 
     fn write(&self, request: &Request) -> Result<(), String> {
         let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
         line.push('\n');
-        let mut stdin = lock(&self.stdin);
+        let mut stdin = self.stdin.lock();
         let Some(pipe) = stdin.as_mut() else {
             return Err("connection closed".into());
         };
@@ -365,11 +365,11 @@ impl Conn {
     ) -> Result<Value, Failure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        lock(&self.shared.pending).insert(id, tx);
+        self.shared.pending.lock().insert(id, tx);
         // Registered before the alive check: the reader fails every pending call when the
         // child dies, so either it sees us or we see the exit.
         if !self.alive() {
-            lock(&self.shared.pending).remove(&id);
+            self.shared.pending.lock().remove(&id);
             return Err(Failure::Died(self.exit_detail()));
         }
         if let Err(e) = self.write(&Request {
@@ -377,7 +377,7 @@ impl Conn {
             method: method.to_owned(),
             params,
         }) {
-            lock(&self.shared.pending).remove(&id);
+            self.shared.pending.lock().remove(&id);
             return Err(Failure::Died(if self.alive() {
                 e
             } else {
@@ -412,7 +412,7 @@ impl Conn {
                 }
             }
         };
-        lock(&self.shared.pending).remove(&id);
+        self.shared.pending.lock().remove(&id);
         outcome
     }
 }
@@ -421,13 +421,12 @@ impl Drop for Conn {
     /// Close stdin (the child exits on EOF); wait until the reader thread has reaped it, at
     /// most `STOP_GRACE`, then kill it.
     fn drop(&mut self) {
-        lock(&self.stdin).take();
-        let exit = lock(&self.shared.exit);
-        let (exit, waited) = self
+        self.stdin.lock().take();
+        let mut exit = self.shared.exit.lock();
+        let waited = self
             .shared
             .exited
-            .wait_timeout_while(exit, STOP_GRACE, |e| e.is_none())
-            .unwrap_or_else(|p| p.into_inner());
+            .wait_while_for(&mut exit, |e| e.is_none(), STOP_GRACE);
         drop(exit);
         if waited.timed_out() {
             self.kill();
@@ -446,10 +445,10 @@ fn kill(child: &mut Option<Child>) {
 
 /// Stop a flooding child: the reason is what the calls in flight report.
 fn stop_flooding(shared: &Shared, reason: String) {
-    let label = lock(&shared.label).clone();
+    let label = shared.label.lock().clone();
     tracing::error!(target: "plugin", backend = label, "stopping the plugin host: {reason}");
-    lock(&shared.stopped).get_or_insert(reason);
-    kill(&mut lock(&shared.child));
+    shared.stopped.lock().get_or_insert(reason);
+    kill(&mut shared.child.lock());
 }
 
 /// Logs the child's stderr, line by line, cut at [`MAX_STDERR_LINE`]; stops a flooding child.
@@ -484,7 +483,7 @@ fn stderr_loop(shared: &Shared, stderr: impl Read) {
             );
             return;
         }
-        let label = lock(&shared.label).clone();
+        let label = shared.label.lock().clone();
         let line = String::from_utf8_lossy(&buf);
         let more = if cut { " […]" } else { "" };
         tracing::warn!(target: "plugin", backend = label, "stderr: {line}{more}");
@@ -522,7 +521,7 @@ fn read_loop(
                     stop_flooding(&shared, "it flooded stdout with bad lines".into());
                     break;
                 }
-                let label = lock(&shared.label).clone();
+                let label = shared.label.lock().clone();
                 tracing::warn!(target: "plugin", backend = label, "bad line from plugin host: {e}");
                 continue;
             }
@@ -567,7 +566,7 @@ fn read_loop(
             Message::Result { id, value } => (id, Reply::Result(value)),
             Message::Error { id, error } => (id, Reply::Error(error)),
         };
-        if let Some(tx) = lock(&shared.pending).get(&id) {
+        if let Some(tx) = shared.pending.lock().get(&id) {
             let _ = tx.send(reply);
         }
     }
@@ -577,7 +576,7 @@ fn read_loop(
     let deadline = Instant::now() + STOP_GRACE;
     let mut pause = Duration::from_micros(100);
     let detail = loop {
-        let mut guard = lock(&shared.child);
+        let mut guard = shared.child.lock();
         let Some(child) = guard.as_mut() else {
             break "closed the connection".to_owned();
         };
@@ -598,13 +597,13 @@ fn read_loop(
             Err(e) => break format!("lost ({e})"),
         }
     };
-    let detail = match lock(&shared.stopped).take() {
+    let detail = match shared.stopped.lock().take() {
         Some(reason) => format!("stopped by the agent: {reason}"),
         None => detail,
     };
-    *lock(&shared.exit) = Some(detail.clone());
+    *shared.exit.lock() = Some(detail.clone());
     shared.exited.notify_all();
-    for (_, tx) in lock(&shared.pending).drain() {
+    for (_, tx) in shared.pending.lock().drain() {
         let _ = tx.send(Reply::Died(detail.clone()));
     }
     drop(hello);
@@ -656,7 +655,7 @@ impl ProcessBackend {
 
     /// The live connection, restarting the child if allowed by the back-off.
     fn conn(&self) -> Result<Arc<Conn>, BackendError> {
-        let mut sup = lock(&self.sup);
+        let mut sup = self.sup.lock();
         if let Some(conn) = &sup.conn {
             if conn.alive() {
                 return Ok(conn.clone());
@@ -722,7 +721,7 @@ impl ProcessBackend {
 
     /// Forget `conn` after it failed (only if it is still the current one).
     fn conn_failed(&self, conn: &Arc<Conn>) {
-        let mut sup = lock(&self.sup);
+        let mut sup = self.sup.lock();
         if sup.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             sup.conn = None;
             Self::record_failure(&mut sup, &self.cfg);
@@ -730,7 +729,7 @@ impl ProcessBackend {
     }
 
     fn conn_ok(&self, conn: &Arc<Conn>) {
-        let mut sup = lock(&self.sup);
+        let mut sup = self.sup.lock();
         if sup.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             sup.failures = 0;
             sup.retry_at = None;
@@ -858,7 +857,8 @@ impl Backend for ProcessBackend {
     }
 
     fn host_pid(&self) -> Option<u32> {
-        lock(&self.sup)
+        self.sup
+            .lock()
             .conn
             .as_ref()
             .filter(|c| c.alive())

@@ -18,9 +18,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
+
+use parking_lot::{Mutex, RwLock};
 
 use armadito_plugin_api::model::PluginMetadata;
 
@@ -158,10 +160,6 @@ pub struct Registry {
     active: RwLock<BTreeMap<String, Arc<dyn Backend>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Registry {
     /// Prepare the cache and start every backend of `cfg.dir` (daemon, hot loading).
     pub fn open(cfg: PluginsConfig) -> Result<Registry, RegistryError> {
@@ -201,11 +199,7 @@ impl Registry {
     /// The active backend called `name`. Keep the `Arc` for the duration of a call only:
     /// holding it delays the release of a replaced plugin.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Backend>> {
-        self.active
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.active.read().get(name).cloned()
     }
 
     /// Names a backend could be started for (started or available), sorted.
@@ -223,17 +217,12 @@ impl Registry {
 
     /// Names of the active backends, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.active
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.active.read().keys().cloned().collect()
     }
 
     /// One report per file of the folder (plus the folder itself if it is refused).
     pub fn reports(&self) -> Vec<PluginReport> {
-        let inner = lock(&self.inner);
+        let inner = self.inner.lock();
         let mut out = Vec::new();
         if let Some(problem) = &inner.dir_problem {
             out.push(PluginReport::refused(
@@ -266,7 +255,7 @@ impl Registry {
     /// Bring the loaded set in line with the folder: load new files, swap changed ones,
     /// unload removed ones. Returns (and logs) what changed.
     pub fn rescan(&self) -> Vec<Change> {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         let mut changes = Vec::new();
 
         if let Err(problem) = self.check_dir() {
@@ -480,11 +469,7 @@ impl Registry {
                         let version = backend.metadata().version.clone();
                         entry.metadata = Some(backend.metadata().clone());
                         entry.has_capabilities = true;
-                        let old = self
-                            .active
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(name.clone(), backend);
+                        let old = self.active.write().insert(name.clone(), backend);
                         let change = match old {
                             Some(old) => Change::Replaced {
                                 name: name.clone(),
@@ -560,10 +545,7 @@ impl Registry {
                 }
                 None => {
                     if let Some((file, _)) = inner.active_src.remove(&name) {
-                        self.active
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&name);
+                        self.active.write().remove(&name);
                         let change = Change::Unloaded {
                             name: name.clone(),
                             file,

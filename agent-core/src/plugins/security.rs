@@ -159,12 +159,7 @@ fn check_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), TrustError> {
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Create the cache folder (0700), or tighten an existing one we own; refuse one owned by
@@ -228,11 +223,7 @@ fn sha256_stream(
             out.write_all(&buf[..n])?;
         }
     }
-    let mut out = String::with_capacity(64);
-    for b in hasher.finalize() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Hash `original` and make sure `<cache>/<stem>-<hash16>.<ext>` holds those bytes.
@@ -257,38 +248,32 @@ pub fn copy_to_cache(original: &Path, cache_dir: &Path) -> Result<CachedCopy, Tr
         return Ok(CachedCopy { hash, path });
     }
 
-    let tmp = cache_dir.join(format!(
-        ".{stem}-{}.{}.tmp",
-        &hash[..16],
-        std::process::id()
-    ));
     let mut write = || -> std::io::Result<()> {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        // A fresh random name next to the target, removed by tempfile if anything fails.
+        let prefix = format!(".{stem}-{}.", &hash[..16]);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
         #[cfg(unix)]
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o500);
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o500));
         }
-        let mut file = options.open(&tmp)?;
+        let mut file = builder.tempfile_in(cache_dir)?;
         // No fsync: a copy damaged by a power loss fails the hash check above and is rewritten.
         // The same descriptor, read again from the start: what was checked is what is copied.
         source.seek(std::io::SeekFrom::Start(0))?;
-        let copied = sha256_stream(&mut source, Some(&mut file))?;
-        drop(file);
+        let copied = sha256_stream(&mut source, Some(file.as_file_mut()))?;
         if copied != hash {
             return Err(std::io::Error::other(
                 "the file changed while it was being copied; try again",
             ));
         }
-        fs::rename(&tmp, &path)
+        file.persist(&path)?;
+        Ok(())
     };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        TrustError::Io {
-            path: path.display().to_string(),
-            source: e,
-        }
+    write().map_err(|e| TrustError::Io {
+        path: path.display().to_string(),
+        source: e,
     })?;
     Ok(CachedCopy { hash, path })
 }

@@ -21,8 +21,9 @@ use super::outbox::{NewMessage, insert_messages};
 use super::{Store, StoreError};
 use crate::wire::{ParsedJob, UnixTime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum JobState {
     Queued,
     Running,
@@ -31,25 +32,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The text stored in the `jobs.state` column.
     pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Finished => "finished",
-            JobState::Reported => "reported",
-        }
+        self.into()
     }
 
     /// The state written by [`JobState::as_str`]; other text is an error (a row this version
     /// does not understand must not silently become `queued` and run again).
     pub fn parse(s: &str) -> Result<Self, UnknownText> {
-        match s {
-            "queued" => Ok(JobState::Queued),
-            "running" => Ok(JobState::Running),
-            "finished" => Ok(JobState::Finished),
-            "reported" => Ok(JobState::Reported),
-            _ => Err(UnknownText::new("job state", s)),
-        }
+        s.parse().map_err(|_| UnknownText::new("job state", s))
     }
 }
 

@@ -345,6 +345,38 @@ fn stored_enum_texts_round_trip_and_unknown_text_is_an_error() {
     assert!(JobState::parse("").is_err());
     assert!(MessageKind::parse("telemetry").is_err());
     assert!(MessageKind::parse("Scheduler").is_err());
+    // The exact texts already in state stores: a rename here would orphan their rows.
+    assert_eq!(
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Finished,
+            JobState::Reported
+        ]
+        .map(JobState::as_str),
+        ["queued", "running", "finished", "reported"]
+    );
+    assert_eq!(
+        [
+            MessageKind::JobStatus,
+            MessageKind::ScanProgress,
+            MessageKind::ScanResult,
+            MessageKind::Alerts,
+            MessageKind::State,
+            MessageKind::AvConfig,
+            MessageKind::Scheduler,
+        ]
+        .map(MessageKind::as_str),
+        [
+            "job_status",
+            "scan_progress",
+            "scan_result",
+            "alerts",
+            "state",
+            "avconfig",
+            "scheduler"
+        ]
+    );
 }
 
 #[test]

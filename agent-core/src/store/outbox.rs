@@ -20,43 +20,30 @@ use super::{Store, StoreError};
 use crate::wire::UnixTime;
 
 /// What a message is, for supersession, `outbox` listings and the job state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageKind {
     JobStatus,
     ScanProgress,
     ScanResult,
     Alerts,
     State,
+    /// Stored as `avconfig` (the column predates the enum); `av_config` in JSON listings.
+    #[strum(serialize = "avconfig")]
     AvConfig,
     Scheduler,
 }
 
 impl MessageKind {
+    /// The text stored in the `outbox.kind` column.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::JobStatus => "job_status",
-            MessageKind::ScanProgress => "scan_progress",
-            MessageKind::ScanResult => "scan_result",
-            MessageKind::Alerts => "alerts",
-            MessageKind::State => "state",
-            MessageKind::AvConfig => "avconfig",
-            MessageKind::Scheduler => "scheduler",
-        }
+        self.into()
     }
 
     /// The kind written by [`MessageKind::as_str`]; other text is an error.
     pub fn parse(s: &str) -> Result<Self, UnknownText> {
-        match s {
-            "job_status" => Ok(MessageKind::JobStatus),
-            "scan_progress" => Ok(MessageKind::ScanProgress),
-            "scan_result" => Ok(MessageKind::ScanResult),
-            "alerts" => Ok(MessageKind::Alerts),
-            "state" => Ok(MessageKind::State),
-            "avconfig" => Ok(MessageKind::AvConfig),
-            "scheduler" => Ok(MessageKind::Scheduler),
-            _ => Err(UnknownText::new("message kind", s)),
-        }
+        s.parse().map_err(|_| UnknownText::new("message kind", s))
     }
 }
 

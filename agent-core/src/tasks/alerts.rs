@@ -6,8 +6,8 @@
 
 use armadito_plugin_api::model::AlertsQuery;
 
-use crate::app::{AgentError, Context};
-use crate::jobs::{Enrolled, blocking};
+use crate::session::{AgentError, Context};
+use crate::session::{Enrolled, blocking};
 use crate::wire::UnixTime;
 
 /// Detections per message (and per backend page).

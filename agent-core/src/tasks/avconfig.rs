@@ -10,8 +10,8 @@
 use armadito_plugin_api::model::ConfigEntry;
 use sha2::{Digest, Sha256};
 
-use crate::app::{AgentError, Context};
-use crate::jobs::{Enrolled, blocking};
+use crate::session::{AgentError, Context};
+use crate::session::{Enrolled, blocking};
 use crate::store::{MessageKind, NewMessage};
 use crate::tasks::state::scalar;
 use crate::transport::Endpoint;
@@ -73,7 +73,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             value: scalar(&e.value),
         })
         .collect();
-    let hash = hex(&Sha256::digest(
+    let hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&entries).unwrap_or_default(),
     ));
     let force = ctx.cli.force;
@@ -148,10 +148,6 @@ pub fn differences(wanted: &[ConfigEntry], current: &[ConfigEntry]) -> Vec<Confi
         })
         .cloned()
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::app::{AgentError, Context};
+use crate::session::{AgentError, Context};
 use crate::transport::Endpoint;
 use crate::wire::{
     AntivirusInfo, EnrollmentKey, EnrollmentRequest, Envelope, TaskName, parse_enrollment_reply,
@@ -102,7 +102,7 @@ async fn antivirus_identity(ctx: &Context) -> AntivirusInfo {
         return ctx.antivirus();
     }
     let state = match ctx.backend() {
-        Ok((_registry, backend)) => match crate::jobs::blocking(move || backend.state()).await {
+        Ok((_registry, backend)) => match crate::session::blocking(move || backend.state()).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),

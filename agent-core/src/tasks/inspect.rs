@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::app::{AgentError, Context};
+use crate::session::{AgentError, Context};
 use crate::store::{DB_FILE, OutboxMessage, StoredJob, UnreportableJob};
 use crate::wire::UnixTime;
 

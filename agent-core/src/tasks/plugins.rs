@@ -1,7 +1,7 @@
 //! `armadito-agent plugins [--json]` and `--list-backends`.
 
-use crate::app::{AgentError, Context};
 use crate::plugins::{discover, render_table};
+use crate::session::{AgentError, Context};
 
 pub fn list(ctx: &Context, json: bool, check: bool) -> Result<(), AgentError> {
     let reports = discover(&ctx.plugins_config()?, check);

@@ -8,9 +8,9 @@ use std::io::{IsTerminal, Write};
 
 use armadito_plugin_api::model::{ScanProgress, ScanRequest};
 
-use crate::app::{AgentError, Context};
-use crate::jobs::{Enrolled, blocking};
 use crate::plugins::CancelToken;
+use crate::session::{AgentError, Context};
+use crate::session::{Enrolled, blocking};
 use crate::wire::UnixTime;
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {

@@ -2,8 +2,8 @@
 
 use armadito_plugin_api::model::{BackendState, OnOff, ServiceStatus, UpdateStatus};
 
-use crate::app::{AgentError, Context};
-use crate::jobs::{Enrolled, blocking};
+use crate::session::{AgentError, Context};
+use crate::session::{Enrolled, blocking};
 use crate::store::{MessageKind, NewMessage};
 use crate::transport::Endpoint;
 use crate::wire::{AntivirusInfo, AttrValue, DbInfo, ModuleState, StateReport, TaskName, UnixTime};

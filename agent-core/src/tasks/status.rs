@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::app::{AgentError, Context};
+use crate::session::{AgentError, Context};
 use crate::store::{DB_FILE, Enrollment, StoredUuid};
 
 #[derive(Serialize)]

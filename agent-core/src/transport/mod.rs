@@ -31,6 +31,6 @@ pub use client::{GlpiClient, MAX_BODY_BYTES, Reply, SleepFuture, USER_AGENT};
 pub use endpoint::{Endpoint, Method, ReplaySafety};
 pub use error::{TlsProblem, TransportError, is_deterministic_plugin_error};
 pub use options::{HttpOptions, RetryPolicy};
-pub use retry::{backoff_delay, parse_http_date, parse_retry_after, retry_delay, should_retry};
+pub use retry::{backoff_delay, parse_retry_after, retry_delay, should_retry};
 pub use secret::Secret;
 pub use urls::{endpoint_url, endpoint_url_for_agent, normalize_server_url, redact_url};

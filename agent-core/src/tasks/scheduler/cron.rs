@@ -4,23 +4,25 @@
 //! cron hands each command to `/bin/sh -c`, so every word is single-quoted (an embedded `'`
 //! becomes `'\''`), and what sh-quoting cannot protect is refused: a newline ends the cron
 //! entry and `%` is turned into a newline by cron itself. The frequency, user and log file
-//! come validated from [`super::model`]; the log file is outside world-writable folders.
+//! come validated from [`crate::schedule`]; the log file is outside world-writable folders.
 
 use super::files::{MARKER, Target, remove_generated, write_atomic};
-use super::model::{Schedule, args_string};
 use super::{AgentCommand, Installed, SchedulerError, systemd};
+use crate::schedule::{Schedule, args_string};
 
 /// The file, on the real system (prefixed with `[schedule] root`).
 pub const CRON_FILE: &str = "/etc/cron.d/armadito-agent";
 
-/// Quotes one word for `/bin/sh`. Refuses newlines and `%` (see the module doc) and NULs.
+/// Quotes one word for `/bin/sh` (shlex). Refuses newlines and `%` (see the module doc) and NULs.
 pub fn shell_quote(word: &str) -> Result<String, SchedulerError> {
     if let Some(c) = word.chars().find(|c| matches!(c, '\n' | '\r' | '%' | '\0')) {
         return Err(SchedulerError::Setting(format!(
             "{word:?} contains {c:?}, which cannot appear in a cron entry"
         )));
     }
-    Ok(format!("'{}'", word.replace('\'', r"'\''")))
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .map_err(|e| SchedulerError::Setting(format!("{word:?} cannot be quoted for /bin/sh: {e}")))
 }
 
 /// The file's content. Deterministic (no timestamp): an unchanged schedule leaves the file
@@ -103,7 +105,7 @@ pub fn remove(target: &Target) -> Result<Vec<String>, SchedulerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::scheduler::model::{ScheduledTask, Source};
+    use crate::schedule::{ScheduledTask, Source};
 
     fn schedule() -> Schedule {
         Schedule {
@@ -119,12 +121,18 @@ mod tests {
 
     #[test]
     fn quoting_survives_sh() {
-        assert_eq!(shell_quote("plain").unwrap(), "'plain'");
-        assert_eq!(shell_quote("it's").unwrap(), r"'it'\''s'");
-        assert_eq!(
-            shell_quote("$(id) `id` ; | & > *").unwrap(),
-            "'$(id) `id` ; | & > *'"
-        );
+        assert_eq!(shell_quote("plain").unwrap(), "plain");
+        for special in [
+            "it's",
+            "$(id) `id` ; | & > *",
+            "a b",
+            "{a,b}",
+            "~root",
+            "x\u{a0}y",
+        ] {
+            let q = shell_quote(special).unwrap();
+            assert!(q.starts_with(['\'', '"']), "{special:?} left unquoted: {q}");
+        }
         for bad in ["a\nb", "a\rb", "50%", "a\0b"] {
             assert!(shell_quote(bad).is_err(), "{bad:?}");
         }
@@ -139,6 +147,10 @@ mod tests {
                 "'",
                 "\"",
                 "*",
+                "$(id) `id` ; | & > *",
+                "{a,b}",
+                "~root",
+                "",
             ];
             let script = format!(
                 "printf '%s\\n' {}",
@@ -173,11 +185,11 @@ mod tests {
         assert_eq!(entries.len(), 5, "{text}");
         assert_eq!(
             entries[0],
-            "* * * * *\troot\t'/opt/it'\\''s/armadito-agent' '-c' '/etc/armadito-agent/agent.toml' '-t' 'Getjobs' >>'/var/log/armadito-agent/agent.log' 2>&1"
+            "* * * * *\troot\t\"/opt/it's/armadito-agent\" -c /etc/armadito-agent/agent.toml -t Getjobs >>/var/log/armadito-agent/agent.log 2>&1"
         );
         assert_eq!(
             entries[1],
-            "*/2 * * * *\troot\t'/opt/it'\\''s/armadito-agent' '-c' '/etc/armadito-agent/agent.toml' '-t' 'Runjobs' '--wait-rand' '60' >>'/var/log/armadito-agent/agent.log' 2>&1"
+            "*/2 * * * *\troot\t\"/opt/it's/armadito-agent\" -c /etc/armadito-agent/agent.toml -t Runjobs --wait-rand 60 >>/var/log/armadito-agent/agent.log 2>&1"
         );
         assert!(!text.contains("AVConfig"), "{text}");
         assert!(text.ends_with('\n'));

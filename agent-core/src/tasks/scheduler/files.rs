@@ -30,7 +30,7 @@ impl Target {
         Ok(Self {
             root: root.to_path_buf(),
             real: root == Path::new("/"),
-            systemctl: PathBuf::from(super::config::DEFAULT_SYSTEMCTL),
+            systemctl: PathBuf::from(crate::config::DEFAULT_SYSTEMCTL),
         })
     }
 
@@ -96,8 +96,8 @@ fn create_dir(dir: &Path, mode: u32) -> Result<(), SchedulerError> {
 
 /// Replaces `path` with `content`: a temp file in the same folder (so the rename is atomic:
 /// cron or systemd never read half a file), mode 0644 whatever the umask (cron ignores files
-/// that are group- or world-writable), fsync'ed, renamed over the target. The temp name starts
-/// with a dot and contains one, so neither cron (which skips names with dots) nor systemd
+/// that are group- or world-writable), fsync'ed, renamed over the target (`tempfile`'s persist).
+/// The temp name (`.<name>.XXXXXX.tmp`) starts with a dot and contains one, so neither cron (which skips names with dots) nor systemd
 /// (which only loads known suffixes) ever loads it. Returns whether the content changed.
 pub fn write_atomic(path: &Path, content: &str) -> Result<bool, SchedulerError> {
     let io = |action, p: &Path| {
@@ -119,31 +119,24 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<bool, SchedulerError> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    // A fresh random name, removed by tempfile if anything below fails.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io("create a temporary file in", dir))?;
+    tmp.write_all(content.as_bytes())
+        .map_err(io("write", tmp.path()))?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o644);
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io("chmod", tmp.path()))?;
     }
-    let result = (|| {
-        let mut f = opts.open(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(content.as_bytes()).map_err(io("write", &tmp))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(io("chmod", &tmp))?;
-        }
-        f.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("replace", path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
+    tmp.as_file().sync_all().map_err(io("sync", tmp.path()))?;
+    tmp.persist(path)
+        .map_err(|e| io("replace", path)(e.error))?;
     // Make the rename durable; failing here loses nothing that the next run would not redo.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

@@ -20,21 +20,18 @@
 //!    server's copy heals by itself if it was lost or reset by a re-enrollment. Undelivered,
 //!    it stays in the outbox (superseded by the next one) and the task exits 1.
 
-pub mod config;
 pub mod cron;
 pub mod files;
-pub mod model;
 pub mod schtasks;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use config::{ScheduleConfig, ScheduleMode, TaskSettings};
-pub use model::{CronError, CronExpr, Rejected, Schedule, ScheduledTask, TaskEntry};
-
-use crate::app::{AgentError, Context};
-use crate::jobs::Enrolled;
+use crate::config::ScheduleMode;
+use crate::schedule::{CronExpr, ScheduledTask};
+use crate::session::Enrolled;
+use crate::session::{AgentError, Context};
 use crate::store::{MessageKind, NewMessage};
 use crate::transport::Endpoint;
 use crate::wire::{AttrValue, SchedulerReport, TaskName, parse_server_schedule};

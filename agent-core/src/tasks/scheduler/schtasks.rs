@@ -22,8 +22,8 @@
 //!
 //! Days of the month and months must be `*`.
 
-use super::model::{CronExpr, Schedule, ScheduledTask, TaskEntry, is_full, progression, values};
 use super::{AgentCommand, Installed, SchedulerError};
+use crate::schedule::{CronExpr, Schedule, ScheduledTask, TaskEntry, is_full, progression, values};
 
 /// The old agent's task name prefix.
 pub const TASK_PREFIX: &str = "ArmaditoAgentTask";
@@ -289,7 +289,7 @@ fn schtasks(args: &[String]) -> Result<(), SchedulerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::scheduler::model::Source;
+    use crate::schedule::Source;
 
     fn trig(s: &str) -> Result<Vec<String>, String> {
         trigger(&CronExpr::parse(s).unwrap()).map(|t| t.args())

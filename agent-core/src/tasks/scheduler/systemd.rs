@@ -26,8 +26,8 @@
 use std::process::Command;
 
 use super::files::{MARKER, Target, is_generated, remove_generated, write_atomic};
-use super::model::{CronExpr, Schedule, ScheduledTask, TaskEntry, is_full, progression, values};
 use super::{AgentCommand, Installed, SchedulerError, cron};
+use crate::schedule::{CronExpr, Schedule, ScheduledTask, TaskEntry, is_full, progression, values};
 
 /// The unit folder, on the real system.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -325,7 +325,7 @@ fn systemctl(target: &Target, args: &[&str]) -> Result<(), SchedulerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::scheduler::model::Source;
+    use crate::schedule::Source;
 
     fn cal(s: &str) -> Vec<String> {
         on_calendar(&CronExpr::parse(s).unwrap())

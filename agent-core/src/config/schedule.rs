@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::model::{
+use crate::schedule::{
     CronExpr, DEFAULT_MAX_PERIOD, MAX_WAIT_RAND, Schedule, ScheduledTask, Source, TaskEntry,
     validate_logfile, validate_user,
 };
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_commented_example_in_agent_toml_is_valid() {
-        let text = include_str!("../../../../agent.toml");
+        let text = include_str!("../../../agent.toml");
         let block = text
             .split_once("\n[schedule]\n")
             .expect("agent.toml documents [schedule]")
