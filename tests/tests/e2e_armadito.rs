@@ -728,8 +728,9 @@ fn a_silent_daemon_ends_the_scan_with_a_timeout_not_a_hang() {
     assert!(msg.contains("sent nothing for 1 s"), "{msg}");
 }
 
-#[test]
-fn a_cli_that_exits_non_zero_fails_the_job_with_its_message() {
+/// A Scan job through the cli transport whose `armadito-scan` prints one detection, then a
+/// chunk that is not JSON and no summary, and exits with `exit_code` and `stderr`.
+fn cli_scan_with_a_broken_tool(exit_code: i32, stderr: &str) -> (Double, i64) {
     let host = Host::new();
     let bin = host.p("bin");
     fake_tool(&bin, "armadito-info", &cli_chunks(&[info()]), 0, "");
@@ -741,13 +742,22 @@ fn a_cli_that_exits_non_zero_fails_the_job_with_its_message() {
             "{}{{ not json\n\n",
             cli_chunks(&[gen3_detection(&eicar, None)])
         ),
-        2,
-        "armadito-scan: cannot connect to daemon socket @/tmp/.armadito-daemon: Connection refused",
+        exit_code,
+        stderr,
     );
     let d = Double::start();
     let settings = host.settings("cli", &unique_socket(), "127.0.0.1:1", "");
     let (s, agent, av) = enrolled_agent_with(&d, "armadito", PLUGIN, &settings);
     let job = scan_job(&d, &s, &host, agent, av);
+    (d, job)
+}
+
+#[test]
+fn a_cli_that_exits_non_zero_fails_the_job_with_its_message() {
+    let (d, job) = cli_scan_with_a_broken_tool(
+        2,
+        "armadito-scan: cannot connect to daemon socket @/tmp/.armadito-daemon: Connection refused",
+    );
     assert_eq!(d.job(job).unwrap().job_status, "failed");
     let msg = job_error(&d, job).unwrap_or_default();
     assert!(
@@ -758,24 +768,7 @@ fn a_cli_that_exits_non_zero_fails_the_job_with_its_message() {
 
 #[test]
 fn cli_output_with_invalid_chunks_and_no_summary_is_an_interrupted_scan() {
-    let host = Host::new();
-    let bin = host.p("bin");
-    fake_tool(&bin, "armadito-info", &cli_chunks(&[info()]), 0, "");
-    let eicar = host.tree().join("eicar-0.com").display().to_string();
-    fake_tool(
-        &bin,
-        "armadito-scan",
-        &format!(
-            "{}{{ not json\n\n",
-            cli_chunks(&[gen3_detection(&eicar, None)])
-        ),
-        0,
-        "",
-    );
-    let d = Double::start();
-    let settings = host.settings("cli", &unique_socket(), "127.0.0.1:1", "");
-    let (s, agent, av) = enrolled_agent_with(&d, "armadito", PLUGIN, &settings);
-    let job = scan_job(&d, &s, &host, agent, av);
+    let (d, job) = cli_scan_with_a_broken_tool(0, "");
     assert_eq!(d.job(job).unwrap().job_status, "failed");
     let msg = job_error(&d, job).unwrap_or_default();
     assert!(
