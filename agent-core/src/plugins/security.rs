@@ -157,11 +157,6 @@ fn check_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), TrustError> {
     Ok(())
 }
 
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Create the cache folder (0700), or tighten an existing one we own; refuse one owned by
 /// someone else.
 pub fn prepare_cache_dir(dir: &Path) -> Result<PathBuf, TrustError> {
@@ -349,7 +344,11 @@ mod tests {
         let a = copy_to_cache(&f, &cache).unwrap();
         assert!(a.path.is_absolute());
         assert_eq!(fs::read(&a.path).unwrap(), b"one");
-        assert_eq!(a.hash, sha256_hex(b"one"));
+        // SHA-256 of "one", as `sha256sum` prints it
+        assert_eq!(
+            a.hash,
+            "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+        );
         // same content: same copy; new content: new path, old copy untouched.
         assert_eq!(copy_to_cache(&f, &cache).unwrap(), a);
         fs::write(&f, b"two").unwrap();
