@@ -9,11 +9,13 @@
 //! 3. [`session`]: one run's [`session::Context`], [`session::AgentError`] and the enrolled
 //!    session with its outbox delivery;
 //! 4. [`jobs`] (the job engine) and [`tasks`];
-//! 5. [`app`]: dispatch only.
+//! 5. [`daemon`]: the long-lived service that schedules tasks and jobs;
+//! 6. [`app`]: dispatch only.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod identity;
 pub mod jobs;
 pub mod logging;

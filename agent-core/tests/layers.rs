@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config, cli", &["config", "cli", "logging"]),
     ("context and session", &["session"]),
     ("job engine and tasks", &["jobs", "tasks"]),
+    ("the daemon (schedules tasks and jobs)", &["daemon"]),
     ("dispatch", &["app"]),
 ];
 
