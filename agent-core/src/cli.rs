@@ -61,7 +61,7 @@ pub fn exit_codes_help() -> String {
     s
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "armadito-agent",
     version,
@@ -236,7 +236,7 @@ pub struct GlobalOptions {
     pub user: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Show identity, enrollment and store status
     Status {
@@ -287,7 +287,7 @@ pub enum Command {
 }
 
 /// `armadito-agent backend …`.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum BackendAction {
     /// Install the configured backend's detection hook (ClamAV: the VirusEvent hook, its spool
     /// and the clamd.conf line, then restart clamd)

@@ -76,6 +76,7 @@ impl ScheduledTask {
         };
         TaskEntry {
             freq: CronExpr::parse(freq).expect("built-in frequencies are valid"),
+            every: None,
             wait_rand: Some(wait_rand),
             enabled: true,
         }
@@ -257,6 +258,21 @@ impl CronExpr {
             bit(self.days, dom) && bit(self.weekdays, dow)
         };
         bit(self.minutes, minute) && bit(self.hours, hour) && bit(self.months, month) && day_ok
+    }
+}
+
+impl CronExpr {
+    /// The first time strictly after `after` at which cron would start the task, in `after`'s
+    /// time zone (DST-aware), or `None` when the expression never fires again (`0 0 31 2 *`).
+    /// Delegates to `croner`: [`CronExpr::parse`] has already refused everything outside the
+    /// portable subset, so both agree on what the text means (checked by a test against
+    /// [`CronExpr::matches`]).
+    pub fn next_after<Tz: chrono::TimeZone>(
+        &self,
+        after: &chrono::DateTime<Tz>,
+    ) -> Option<chrono::DateTime<Tz>> {
+        let cron: croner::Cron = self.text.parse().ok()?;
+        cron.find_next_occurrence(after, false).ok()
     }
 }
 
@@ -561,6 +577,9 @@ pub fn validate_logfile(s: &str) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskEntry {
     pub freq: CronExpr,
+    /// `every = "30s"`: a fixed interval instead of `freq`, for the daemon only (cron, systemd
+    /// timers and schtasks are given `freq`; a task with `every` cannot be installed there).
+    pub every: Option<std::time::Duration>,
     /// `--wait-rand N`: the task sleeps 0..N-1 s before starting.
     pub wait_rand: Option<u64>,
     /// `false`: not scheduled (and removed from the scheduler if a previous run installed it).
@@ -710,6 +729,8 @@ impl Schedule {
                 }
                 supported(&freq)?;
                 entry.freq = freq;
+                // The server's frequency replaces a local interval too.
+                entry.every = None;
             }
             "args" => {
                 let wait_rand = parse_args(value)?;
@@ -739,7 +760,13 @@ impl Schedule {
         ];
         for task in ScheduledTask::ALL {
             let (freq, args) = match self.tasks.get(&task) {
-                Some(e) if e.enabled => (e.freq.to_string(), args_string(e.wait_rand)),
+                Some(e) if e.enabled => (
+                    match e.every {
+                        Some(d) => format!("every {}", humantime::format_duration(d)),
+                        None => e.freq.to_string(),
+                    },
+                    args_string(e.wait_rand),
+                ),
                 _ => ("disabled".to_string(), String::new()),
             };
             v.push(AttrValue::new(format!("scheduler:task:{task}:freq"), freq));
@@ -864,6 +891,42 @@ mod tests {
             assert!(e.contains(needle), "{s:?}: {e}");
         }
         assert!(err(&"1,".repeat(150)).contains("longer than"));
+    }
+
+    /// croner's next fire time is, minute by minute, the first minute our own cron semantics
+    /// ([`CronExpr::matches`]) accept: the two readings of an expression never disagree.
+    #[test]
+    fn next_after_agrees_with_cron_semantics() {
+        use chrono::{Datelike, TimeZone, Timelike, Utc};
+        for expr in [
+            "* * * * *",
+            "*/20 * * * *",
+            "30 * * * *",
+            "15 */6 * * *",
+            "0 9 1,15 * 1",
+            "0 0 13 * 5",
+            "5 4 * * 0",
+            "0 12 * 2 7",
+            "10-20/5 1 * * 1-5",
+        ] {
+            let c = ok(expr);
+            let mut t = Utc.with_ymd_and_hms(2026, 2, 27, 23, 58, 30).unwrap();
+            for _ in 0..5 {
+                let next = c.next_after(&t).unwrap_or_else(|| panic!("{expr} never fires"));
+                assert!(next > t && next.second() == 0, "{expr}: {t} -> {next}");
+                let mut m = t.with_second(0).unwrap() + chrono::Duration::minutes(1);
+                let first = loop {
+                    let dow = m.weekday().num_days_from_sunday();
+                    if c.matches(m.minute(), m.hour(), m.day(), m.month(), dow) {
+                        break m;
+                    }
+                    m += chrono::Duration::minutes(1);
+                };
+                assert_eq!(next, first, "{expr} after {t}");
+                t = next;
+            }
+        }
+        assert_eq!(ok("0 0 31 2 *").next_after(&Utc::now()), None);
     }
 
     #[test]

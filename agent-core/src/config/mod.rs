@@ -14,8 +14,12 @@ use serde::Deserialize;
 
 use crate::cli::GlobalOptions;
 
+mod daemon;
+mod duration;
 mod schedule;
 
+pub use daemon::DaemonConfig;
+pub use duration::parse as parse_duration;
 pub use schedule::{DEFAULT_SYSTEMCTL, ScheduleConfig, ScheduleMode, TaskSettings};
 
 /// The file's shape. Every field is optional: defaults are applied in [`Config::resolve`].
@@ -49,6 +53,9 @@ pub struct FileConfig {
     /// `[schedule]`: how `-t Scheduler` installs the periodic tasks.
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    /// `[daemon]`: pacing of `armadito-agent daemon` beyond `[schedule]`.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
 }
 
 /// `[avconfig]`.
@@ -276,6 +283,7 @@ pub struct Config {
     pub scan: ScanConfig,
     pub avconfig: AvConfigConfig,
     pub schedule: ScheduleConfig,
+    pub daemon: DaemonConfig,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
 }
@@ -359,6 +367,7 @@ impl Config {
             scan: file.scan,
             avconfig: file.avconfig,
             schedule: file.schedule,
+            daemon: file.daemon,
             source,
         }
     }
@@ -400,6 +409,10 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         message: e.to_string().trim().to_string(),
     })?;
     file.scan.validate().map_err(|message| ConfigError::Parse {
+        path: path.into(),
+        message,
+    })?;
+    file.daemon.validate().map_err(|message| ConfigError::Parse {
         path: path.into(),
         message,
     })?;

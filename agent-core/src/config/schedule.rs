@@ -8,6 +8,7 @@
 //! user = "root"
 //! [schedule.tasks.Getjobs]
 //! freq = "*/2 * * * *"           # m h dom mon dow
+//! # every = "30s"                # or an interval (daemon only; not with freq)
 //! wait_rand = 30                 # --wait-rand N
 //! enabled = true
 //! ```
@@ -130,11 +131,18 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// Bounds of `every`: faster than once a second is a loop, slower than weekly a mistake.
+const MIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_EVERY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 /// `[schedule.tasks.<Task>]`: each key overrides the built-in value.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskSettings {
     pub freq: Option<CronExpr>,
+    /// `every = "30s"` (humantime): an interval for the daemon, instead of `freq`.
+    #[serde(default, deserialize_with = "super::duration::optional")]
+    pub every: Option<std::time::Duration>,
     /// Seconds; 0 = no spreading.
     pub wait_rand: Option<u64>,
     pub enabled: Option<bool>,
@@ -156,8 +164,22 @@ impl ScheduleConfig {
         for task in ScheduledTask::ALL {
             let mut entry: TaskEntry = task.default_entry();
             if let Some(o) = self.tasks.get(&task) {
+                if o.freq.is_some() && o.every.is_some() {
+                    return Err(format!(
+                        "[schedule.tasks.{task}]: give either freq (cron) or every (interval), not both"
+                    ));
+                }
                 if let Some(f) = &o.freq {
                     entry.freq = f.clone();
+                }
+                if let Some(d) = o.every {
+                    if d < MIN_EVERY || d > MAX_EVERY {
+                        return Err(format!(
+                            "[schedule.tasks.{task}] every = {:?}: between 1s and 7days",
+                            humantime::format_duration(d).to_string()
+                        ));
+                    }
+                    entry.every = Some(d);
                 }
                 if let Some(n) = o.wait_rand {
                     if n > MAX_WAIT_RAND {
@@ -219,6 +241,20 @@ mod tests {
     }
 
     #[test]
+    fn every_is_an_interval() {
+        let c = parse("[tasks.Getjobs]\nevery = '5s'\n[tasks.State]\nevery = '1h 30min'\n").unwrap();
+        let s = c.local_schedule().unwrap();
+        let g = &s.tasks[&ScheduledTask::Getjobs];
+        assert_eq!(g.every, Some(std::time::Duration::from_secs(5)));
+        // freq keeps the built-in value (what -t Scheduler would refuse to install).
+        assert_eq!(g.freq, ScheduledTask::Getjobs.default_entry().freq);
+        assert_eq!(
+            s.tasks[&ScheduledTask::State].every,
+            Some(std::time::Duration::from_secs(5400))
+        );
+    }
+
+    #[test]
     fn the_commented_example_in_agent_toml_is_valid() {
         let text = include_str!("../../../agent.toml");
         let block = text
@@ -270,6 +306,8 @@ mod tests {
                 "unknown variant `Enrollment`",
             ),
             ("[tasks.Getjobs]\nfrq = '* * * * *'", "unknown field `frq`"),
+            ("[tasks.Getjobs]\nevery = '30 parsecs'", "every"),
+            ("[tasks.Getjobs]\nevery = 30", "every"),
             ("logfle = '/var/log/x.log'", "unknown field `logfle`"),
         ] {
             let e = parse(text).unwrap_err();
@@ -285,6 +323,11 @@ mod tests {
                 "[tasks.Runjobs]\nwait_rand = 100000",
                 "[schedule.tasks.Runjobs] wait_rand",
             ),
+            (
+                "[tasks.Runjobs]\nfreq = '* * * * *'\nevery = '30s'",
+                "either freq (cron) or every (interval), not both",
+            ),
+            ("[tasks.Runjobs]\nevery = '10ms'", "between 1s and 7days"),
         ] {
             let e = parse(text).unwrap().local_schedule().unwrap_err();
             assert!(e.contains(needle), "{text:?}: {e}");

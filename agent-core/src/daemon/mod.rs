@@ -1,9 +1,7 @@
 //! `armadito-agent daemon`: one long-lived process that runs every task on its schedule.
 //! (Skeleton: the loop is being written.)
 
-mod stop;
-
-pub use stop::Stop;
+pub use crate::session::Stop;
 
 use crate::session::{AgentError, Context};
 

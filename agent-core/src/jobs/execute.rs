@@ -1,13 +1,12 @@
 //! Runs one job. Every failure becomes a message the GLPI admin reads (base64 in the job
 //! status), so each says what was wrong in plain words.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use armadito_plugin_api::model::{ScanProgress, ScanRequest, ScanResult};
 
-use crate::plugins::{Backend, CancelToken, Registry};
-use crate::session::Enrolled;
+use crate::plugins::CancelToken;
+use crate::session::{BackendSource, Enrolled, Stop};
 use crate::session::{AgentError, Context};
 use crate::store::{MessageKind, NewMessage, StoredJob};
 use crate::transport::Endpoint;
@@ -33,30 +32,24 @@ impl Outcome {
 /// Job types this agent runs.
 pub const JOB_TYPES: &[&str] = &["Scan"];
 
-/// Runs jobs; loads the backend on first need and keeps it for the following jobs.
+/// Runs jobs with the backend of `backends` (asked for once per job); `stop` cancels a running
+/// scan, whose partial results are then reported.
 pub struct Executor<'a> {
     ctx: &'a Context,
-    backend: Option<(Arc<Registry>, Arc<dyn Backend>)>,
+    backends: &'a dyn BackendSource,
+    stop: Stop,
     /// A stop signal arrived during a job: run no further job.
     pub stop_requested: bool,
 }
 
 impl<'a> Executor<'a> {
-    pub fn new(ctx: &'a Context) -> Self {
+    pub fn new(ctx: &'a Context, backends: &'a dyn BackendSource, stop: Stop) -> Self {
         Self {
             ctx,
-            backend: None,
+            backends,
+            stop,
             stop_requested: false,
         }
-    }
-
-    fn backend(&mut self) -> Result<Arc<dyn Backend>, AgentError> {
-        if let Some((_, b)) = &self.backend {
-            return Ok(b.clone());
-        }
-        let (registry, backend) = self.ctx.backend()?;
-        self.backend = Some((registry, backend.clone()));
-        Ok(backend)
     }
 
     pub async fn execute(&mut self, job: &StoredJob, agent: &mut Enrolled) -> Outcome {
@@ -80,7 +73,9 @@ impl<'a> Executor<'a> {
         let mut request =
             scan_request(&params, &self.ctx.config.scan.allowed_paths).map_err(AgentError::Task)?;
         request.job_id = Some(job.job_id.to_string());
-        let backend = self.backend()?;
+        // Held until the scan returns: the daemon swaps a newer plugin in only after it.
+        let lease = self.backends.lease(self.ctx)?;
+        let backend = lease.backend.clone();
         let started = UnixTime::now();
         let interval = self.ctx.config.scan.progress_interval();
 
@@ -97,7 +92,8 @@ impl<'a> Executor<'a> {
         // While the scan runs: at most one progress report per interval, each resending every
         // field (the server overwrites the whole scan row).
         let mut last_sent = Instant::now();
-        let stop = shutdown_signal();
+        let stop = self.stop.clone();
+        let stop = stop.requested();
         tokio::pin!(stop);
         let mut stopping = false;
         let mut last_percent = 0u8;
@@ -253,28 +249,6 @@ fn percent_of(p: &ScanProgress) -> u8 {
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C): how a service manager or an admin stops the agent.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// Turns a Scan job's decoded parameters into a typed request. Options are words from the
 /// admin's scan configuration; each must be known (they are never handed to a shell or to the
 /// antivirus command line as text).

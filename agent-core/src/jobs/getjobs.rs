@@ -70,7 +70,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         unreportable = report.unreportable,
         "jobs fetched"
     );
-    println!(
+    crate::session::summary(format_args!(
         "Getjobs: {} new job(s), {} already known, {} malformed{}",
         report.added.len() + report.invalid.len(),
         report.duplicates.len(),
@@ -83,6 +83,6 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         } else {
             String::new()
         }
-    );
+    ));
     Ok(())
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::jobs::execute::{Executor, Outcome};
-use crate::session::Enrolled;
+use crate::session::{BackendSource, Enrolled, OneShot, Stop};
 use crate::session::{AgentError, Context};
 use crate::store::{MessageKind, NewMessage, RecoveryPolicy, StoredJob};
 use crate::transport::Endpoint;
@@ -22,12 +22,51 @@ pub fn recovery_policy(job_type: &str) -> RecoveryPolicy {
 }
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    // SIGTERM/SIGINT cancel the running scan (its partial results are reported).
+    let stop = Stop::new();
+    let listener = tokio::spawn(stop_on_signal(stop.clone()));
+    let result = run_with(ctx, &OneShot::default(), stop).await;
+    listener.abort();
+    result
+}
+
+/// Requests `stop` on SIGTERM or Ctrl-C (SIGINT).
+async fn stop_on_signal(stop: Stop) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    stop.request();
+}
+
+/// Runjobs with the backend of `backends`, until the queue is empty or `stop` is requested
+/// (a running scan is then cancelled and reported, the other jobs stay queued).
+pub async fn run_with(
+    ctx: &Context,
+    backends: &dyn BackendSource,
+    stop: Stop,
+) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
     let _lock = agent.store.lock_task("Runjobs", Duration::from_secs(2))?;
     agent.flush_outbox(ctx).await?;
     recover_interrupted(&mut agent, ctx)?;
 
-    let mut executor = Executor::new(ctx);
+    let mut executor = Executor::new(ctx, backends, stop.clone());
     let (mut ran, mut failed) = (0usize, 0usize);
     let mut last_flush = None;
     while let Some(job) = agent.store.next_queued_job()? {
@@ -44,7 +83,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         finish(&mut agent, &job, outcome, start, end)?;
         ran += 1;
         last_flush = Some(agent.flush_outbox(ctx).await?);
-        if executor.stop_requested {
+        if executor.stop_requested || stop.is_requested() {
             tracing::warn!("stopping: the remaining jobs stay queued for the next run");
             break;
         }
@@ -54,7 +93,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         .store
         .prune_reported_jobs(UnixTime::now().secs() - keep)?;
 
-    println!("Runjobs: {ran} job(s) run, {failed} failed");
+    crate::session::summary(format_args!("Runjobs: {ran} job(s) run, {failed} failed"));
     match last_flush {
         Some(f) if f.pending > 0 => Err(AgentError::Task(format!(
             "{} message(s) could not be delivered yet and are kept for the next run: {}",

@@ -6,14 +6,18 @@
 //! plugins, config and cli; the job engine (`jobs`) and the tasks (`tasks`) build on it; `app`
 //! only dispatches. Nothing here knows a task.
 
+mod backends;
 pub mod delivery;
 mod enrolled;
 mod error;
+mod stop;
 
 use std::sync::Arc;
 
 pub use enrolled::{Enrolled, blocking};
+pub use backends::{BackendLease, BackendSource, OneShot};
 pub use error::AgentError;
+pub use stop::Stop;
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -22,7 +26,26 @@ use crate::store::Store;
 use crate::transport::{GlpiClient, HttpOptions};
 use crate::wire::{AntivirusInfo, MachineUuid};
 
+/// Task summaries ("Alerts: 3 new detection(s)"): printed on stdout by a one-shot run, logged by
+/// the daemon (set once at its start), where stdout is the journal and a line every 5 s is noise.
+static SUMMARIES_TO_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends the task summaries to the log instead of stdout (the daemon).
+pub fn summaries_to_log() {
+    SUMMARIES_TO_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One task's summary line: stdout in a one-shot run, the log (info) in the daemon.
+pub fn summary(line: std::fmt::Arguments<'_>) {
+    if SUMMARIES_TO_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
 /// Everything a task needs, built once per run.
+#[derive(Clone)]
 pub struct Context {
     pub config: Config,
     pub cli: Cli,

@@ -14,9 +14,18 @@ use crate::wire::UnixTime;
 const PAGE: u32 = 100;
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    run_with(ctx, &crate::session::OneShot::default()).await
+}
+
+/// The task with the backend from `backends` (the daemon's long-lived one).
+pub async fn run_with(
+    ctx: &Context,
+    backends: &dyn crate::session::BackendSource,
+) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
     agent.flush_outbox(ctx).await?;
-    let (_registry, backend) = ctx.backend()?;
+    let lease = backends.lease(ctx)?;
+    let backend = lease.backend.clone();
     let name = ctx.config.backend.clone().unwrap_or_default();
     let cursor_name = format!("alerts:{name}");
     let mut cursor = agent.store.cursor(&cursor_name)?;
@@ -54,6 +63,6 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             break;
         }
     }
-    println!("Alerts: {total} new detection(s)");
+    crate::session::summary(format_args!("Alerts: {total} new detection(s)"));
     agent.send(ctx, &[], None).await
 }

@@ -20,9 +20,18 @@ use crate::wire::{AttrValue, TaskName, parse_server_config};
 const HASH_CURSOR: &str = "avconfig:hash";
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    run_with(ctx, &crate::session::OneShot::default()).await
+}
+
+/// The task with the backend from `backends` (the daemon's long-lived one).
+pub async fn run_with(
+    ctx: &Context,
+    backends: &dyn crate::session::BackendSource,
+) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
     agent.flush_outbox(ctx).await?;
-    let (_registry, backend) = ctx.backend()?;
+    let lease = backends.lease(ctx)?;
+    let backend = lease.backend.clone();
 
     let wanted = if ctx.config.avconfig.apply {
         server_config(&agent).await?
@@ -47,7 +56,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             for c in &applied.changes {
                 let old = c.old.as_ref().map_or("(unset)".into(), |v| v.to_string());
                 tracing::info!("configuration changed: {}: {old} -> {}", c.attr, c.new);
-                println!("AVConfig: {}: {old} -> {}", c.attr, c.new);
+                crate::session::summary(format_args!("AVConfig: {}: {old} -> {}", c.attr, c.new));
             }
             for r in &applied.rejected {
                 problems.push(format!("{}: {}", r.attr, r.reason));
@@ -78,10 +87,10 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     ));
     let force = ctx.cli.force;
     if !force && agent.store.cursor(HASH_CURSOR)?.as_deref() == Some(hash.as_str()) {
-        println!(
+        crate::session::summary(format_args!(
             "AVConfig: {} keys, unchanged since the last report (use --force to send anyway)",
             entries.len()
-        );
+        ));
         agent.send(ctx, &[], None).await?;
     } else {
         let msg = NewMessage {
@@ -91,7 +100,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             job_id: None,
             body: agent.body(TaskName::AVConfig, &entries)?,
         };
-        println!("AVConfig: {} keys reported", entries.len());
+        crate::session::summary(format_args!("AVConfig: {} keys reported", entries.len()));
         agent.send(ctx, &[msg], Some((HASH_CURSOR, &hash))).await?;
     }
     if problems.is_empty() {

@@ -9,9 +9,18 @@ use crate::transport::Endpoint;
 use crate::wire::{AntivirusInfo, AttrValue, DbInfo, ModuleState, StateReport, TaskName, UnixTime};
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
+    run_with(ctx, &crate::session::OneShot::default()).await
+}
+
+/// The task with the backend from `backends` (the daemon's long-lived one).
+pub async fn run_with(
+    ctx: &Context,
+    backends: &dyn crate::session::BackendSource,
+) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
     agent.flush_outbox(ctx).await?;
-    let (_registry, backend) = ctx.backend()?;
+    let lease = backends.lease(ctx)?;
+    let backend = lease.backend.clone();
     let state = blocking(move || backend.state()).await??;
     agent.antivirus = AntivirusInfo::new(state.product_name.clone(), state.product_version.clone());
     let report = state_report(&state, UnixTime::now());
@@ -22,14 +31,14 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
         job_id: None,
         body: agent.body(TaskName::State, &report)?,
     };
-    println!(
+    crate::session::summary(format_args!(
         "State: {} {}: service {}, signatures {}, real-time {}",
         state.product_name,
         state.product_version,
         report.dbinfo.service_status,
         report.dbinfo.global_status,
         onoff(state.realtime)
-    );
+    ));
     agent.send(ctx, &[msg], None).await
 }
 

@@ -293,7 +293,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             flush.last_error.as_deref().unwrap_or("not due yet")
         )));
     }
-    println!(
+    crate::session::summary(format_args!(
         "Scheduler: {} schedule installed with {} ({} task(s), source {}{}); {}",
         mode.report_name(),
         mode.as_str(),
@@ -308,7 +308,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             }
         },
         installed.summary()
-    );
+    ));
     Ok(())
 }
 
