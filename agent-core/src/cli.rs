@@ -21,6 +21,8 @@ pub mod exit {
     pub const STATE: u8 = 5;
     /// Like clamscan's 1, but distinct from "the task failed".
     pub const MALWARE_FOUND: u8 = 6;
+    /// `daemon`: another daemon already runs on this state folder.
+    pub const DAEMON_RUNNING: u8 = 7;
 }
 
 /// (code, meaning), in order.
@@ -49,6 +51,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         exit::MALWARE_FOUND,
         "-t Scan found malware (the scan itself completed)",
+    ),
+    (
+        exit::DAEMON_RUNNING,
+        "daemon: another daemon already runs on this state folder (it holds daemon.lock)",
     ),
 ];
 
@@ -238,7 +244,11 @@ pub struct GlobalOptions {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Show identity, enrollment and store status
+    /// Run as a service in the foreground: every task on its schedule, jobs as soon as they
+    /// arrive, live alerts, plugins hot-loaded (SIGTERM/SIGINT stop, SIGHUP reloads agent.toml;
+    /// systemd Type=notify)
+    Daemon,
+    /// Show the running daemon (if any), identity, enrollment and store status
     Status {
         /// JSON output
         #[arg(long)]

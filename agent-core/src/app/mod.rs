@@ -58,7 +58,10 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         return Ok(());
     }
     match &ctx.cli.command {
-        Some(Command::Status { json }) => return tasks::status::run(ctx, *json),
+        Some(Command::Status { json }) => return crate::daemon::status::show(ctx, *json),
+        Some(Command::Daemon) => {
+            return crate::daemon::run(ctx, crate::daemon::Stop::new()).await;
+        }
         Some(Command::Plugins { json, check }) => {
             return tasks::plugins::list(ctx, *json, *check);
         }

@@ -34,6 +34,9 @@ pub enum AgentError {
     /// Exit 5.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Exit 7: another daemon holds the state folder.
+    #[error("{0}")]
+    DaemonRunning(String),
     /// Exit 6: a local scan completed and found malware (as clamscan's exit 1).
     #[error("the scan found {0} malware")]
     MalwareFound(u64),
@@ -48,6 +51,7 @@ impl AgentError {
             AgentError::NotEnrolled => exit::NOT_ENROLLED,
             AgentError::Store(_) => exit::STATE,
             AgentError::MalwareFound(_) => exit::MALWARE_FOUND,
+            AgentError::DaemonRunning(_) => exit::DAEMON_RUNNING,
         }
     }
 }

@@ -14,9 +14,21 @@ struct Status {
     enrollment: Option<Enrollment>,
     schema_version: i64,
     integrity_ok: bool,
+    /// The running daemon (`{"running": false}` without one), when the caller looked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daemon: Option<serde_json::Value>,
 }
 
 pub fn run(ctx: &Context, json: bool) -> Result<(), AgentError> {
+    run_with(ctx, json, None)
+}
+
+/// The store's status, with `daemon` added to the JSON form.
+pub fn run_with(
+    ctx: &Context,
+    json: bool,
+    daemon: Option<serde_json::Value>,
+) -> Result<(), AgentError> {
     let exists = ctx.config.state_dir.join(DB_FILE).exists();
     let store = ctx.open_store()?;
     if !exists {
@@ -35,6 +47,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<(), AgentError> {
         enrollment: store.enrollment()?,
         schema_version: store.schema_version()?,
         integrity_ok: store.integrity_ok()?,
+        daemon,
     };
     if json {
         println!(

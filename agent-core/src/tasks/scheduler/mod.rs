@@ -313,7 +313,7 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
 }
 
 /// The server's entries, or `None` when there are none to apply (see the module doc).
-async fn server_schedule(agent: &Enrolled) -> Option<Vec<AttrValue>> {
+pub async fn server_schedule(agent: &Enrolled) -> Option<Vec<AttrValue>> {
     let reply = match agent
         .client
         .get_config(Endpoint::Schedulers, agent.agent_id)
