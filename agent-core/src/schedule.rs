@@ -912,7 +912,9 @@ mod tests {
             let c = ok(expr);
             let mut t = Utc.with_ymd_and_hms(2026, 2, 27, 23, 58, 30).unwrap();
             for _ in 0..5 {
-                let next = c.next_after(&t).unwrap_or_else(|| panic!("{expr} never fires"));
+                let next = c
+                    .next_after(&t)
+                    .unwrap_or_else(|| panic!("{expr} never fires"));
                 assert!(next > t && next.second() == 0, "{expr}: {t} -> {next}");
                 let mut m = t.with_second(0).unwrap() + chrono::Duration::minutes(1);
                 let first = loop {

@@ -412,10 +412,12 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.into(),
         message,
     })?;
-    file.daemon.validate().map_err(|message| ConfigError::Parse {
-        path: path.into(),
-        message,
-    })?;
+    file.daemon
+        .validate()
+        .map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })?;
     Ok(file)
 }
 

@@ -242,7 +242,8 @@ mod tests {
 
     #[test]
     fn every_is_an_interval() {
-        let c = parse("[tasks.Getjobs]\nevery = '5s'\n[tasks.State]\nevery = '1h 30min'\n").unwrap();
+        let c =
+            parse("[tasks.Getjobs]\nevery = '5s'\n[tasks.State]\nevery = '1h 30min'\n").unwrap();
         let s = c.local_schedule().unwrap();
         let g = &s.tasks[&ScheduledTask::Getjobs];
         assert_eq!(g.every, Some(std::time::Duration::from_secs(5)));

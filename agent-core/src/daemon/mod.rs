@@ -140,7 +140,11 @@ pub async fn run(ctx: &Context, stop: Stop) -> Result<(), AgentError> {
         }
         Err(e) => return Err(e.into()),
     };
-    let schedule = ctx.config.schedule.local_schedule().map_err(AgentError::Usage)?;
+    let schedule = ctx
+        .config
+        .schedule
+        .local_schedule()
+        .map_err(AgentError::Usage)?;
     crate::session::summaries_to_log();
     // The backend starts before anything else: a daemon that cannot scan says so at once.
     let backend = tokio::task::spawn_blocking({
@@ -151,7 +155,13 @@ pub async fn run(ctx: &Context, stop: Stop) -> Result<(), AgentError> {
     .map_err(|e| AgentError::Task(format!("backend start: {e}")))??;
     let backend = Arc::new(backend);
     if let Some(b) = backend.in_use() {
-        tracing::info!(backend = b.name, version = b.version, file = b.file, sha256 = b.sha256, "backend in use");
+        tracing::info!(
+            backend = b.name,
+            version = b.version,
+            file = b.file,
+            sha256 = b.sha256,
+            "backend in use"
+        );
     }
     let now = UnixTime::now().secs();
     let shared = Shared {
@@ -201,7 +211,10 @@ pub async fn run(ctx: &Context, stop: Stop) -> Result<(), AgentError> {
     .await;
     match flushed {
         Ok(Ok(r)) if r.pending > 0 => {
-            tracing::warn!(pending = r.pending, "stopping with messages still in the outbox (kept for the next start)")
+            tracing::warn!(
+                pending = r.pending,
+                "stopping with messages still in the outbox (kept for the next start)"
+            )
         }
         Ok(Ok(_)) | Ok(Err(AgentError::NotEnrolled)) => {}
         Ok(Err(e)) => tracing::warn!("final outbox flush failed (messages kept): {e}"),
@@ -271,7 +284,11 @@ async fn task_loop(sh: &Shared, task: ScheduledTask) {
         }
         failures = policy::failures_after(failures, outcome);
         if failures > 0 {
-            tracing::info!(task = task.as_str(), failures, "server unavailable: backing off");
+            tracing::info!(
+                task = task.as_str(),
+                failures,
+                "server unavailable: backing off"
+            );
         }
         due = plan.as_ref().map(|p| {
             policy::next_due(p, sh.backoff(), failures, &local_now(), &mut *sh.rng.lock())
@@ -306,7 +323,10 @@ async fn run_once(sh: &Shared, task: ScheduledTask) -> Outcome {
     let lock = match TaskLock::try_acquire(&ctx.config.state_dir, &lock_name) {
         Ok(Some(lock)) => lock,
         Ok(None) => {
-            tracing::info!(task = task.as_str(), "a one-shot run of this task is in progress: skipped");
+            tracing::info!(
+                task = task.as_str(),
+                "a one-shot run of this task is in progress: skipped"
+            );
             return Outcome::Failed;
         }
         Err(e) => return record(sh, task, Err(e.into())),
@@ -411,7 +431,10 @@ async fn scheduler(sh: &Shared, ctx: &Context) -> Result<(), AgentError> {
         .unwrap_or_default();
     let report = SchedulerReport {
         name: "Daemon".into(),
-        confdetails: sh.schedule.lock().confdetails("daemon", &logfile, &rejected),
+        confdetails: sh
+            .schedule
+            .lock()
+            .confdetails("daemon", &logfile, &rejected),
     };
     let body = agent.body(TaskName::Scheduler, &report)?;
     let msg = NewMessage {
@@ -430,7 +453,10 @@ fn apply_schedule(
     sh: &Shared,
     config: &Config,
 ) -> Result<Vec<crate::schedule::Rejected>, AgentError> {
-    let mut schedule = config.schedule.local_schedule().map_err(AgentError::Usage)?;
+    let mut schedule = config
+        .schedule
+        .local_schedule()
+        .map_err(AgentError::Usage)?;
     let rejected = match &*sh.server_entries.lock() {
         Some(entries) => schedule.apply_server(entries, &|_| Ok(()), config.schedule.max_period),
         None => Vec::new(),
@@ -475,7 +501,9 @@ async fn reload_loop(sh: &Shared, reload: &Notify) {
                 sh.generation.send_modify(|g| *g += 1);
                 tracing::info!(file = ?ctx.config.source, "configuration reloaded");
             }
-            Err(e) => tracing::error!("configuration NOT reloaded, the previous one stays in force: {e}"),
+            Err(e) => {
+                tracing::error!("configuration NOT reloaded, the previous one stays in force: {e}")
+            }
         }
         sh.rescan_now.notify_one();
         signals::notify_systemd(SystemdState::Ready("running"));
@@ -488,7 +516,9 @@ fn load_checked(old: &Context) -> Result<Config, String> {
     config.schedule.local_schedule()?;
     config.daemon.validate()?;
     if config.state_dir != old.config.state_dir || config.plugins_dir != old.config.plugins_dir {
-        return Err("state_dir and plugins_dir cannot change while the daemon runs: restart it".into());
+        return Err(
+            "state_dir and plugins_dir cannot change while the daemon runs: restart it".into(),
+        );
     }
     Ok(config)
 }
@@ -505,7 +535,9 @@ async fn restart_backend(sh: &Shared, ctx: &Arc<Context>) {
             *sh.backend.lock() = Arc::new(b);
             tracing::info!("backend restarted with the new settings");
         }
-        Ok(Err(e)) => tracing::error!("the new backend settings cannot start, keeping the running backend: {e}"),
+        Ok(Err(e)) => tracing::error!(
+            "the new backend settings cannot start, keeping the running backend: {e}"
+        ),
         Err(e) => tracing::error!("backend restart: {e}"),
     }
 }
@@ -542,16 +574,23 @@ async fn plugins_loop(sh: &Shared) {
             .unwrap_or_default();
         if !changes.is_empty() {
             if let Some(b) = sh.backend.lock().in_use() {
-                tracing::info!(backend = b.name, version = b.version, file = b.file, sha256 = b.sha256, "backend in use");
+                tracing::info!(
+                    backend = b.name,
+                    version = b.version,
+                    file = b.file,
+                    sha256 = b.sha256,
+                    "backend in use"
+                );
                 signals::notify_systemd(SystemdState::Status(&format!(
                     "running, backend {} {}",
                     b.name, b.version
                 )));
             } else {
-                tracing::warn!("no backend loaded: tasks that need it fail until a plugin is installed");
+                tracing::warn!(
+                    "no backend loaded: tasks that need it fail until a plugin is installed"
+                );
             }
             sh.write_status();
         }
     }
 }
-

@@ -221,7 +221,15 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_its_cap_with_jitter_and_resets_on_success() {
         let mut rng = StdRng::seed_from_u64(3);
-        for (failures, full) in [(1u32, 30u64), (2, 60), (3, 120), (4, 240), (5, 480), (6, 600), (40, 600)] {
+        for (failures, full) in [
+            (1u32, 30u64),
+            (2, 60),
+            (3, 120),
+            (4, 240),
+            (5, 480),
+            (6, 600),
+            (40, 600),
+        ] {
             for _ in 0..50 {
                 let d = backoff_delay(BACKOFF, failures, &mut rng);
                 let full = Duration::from_secs(full);
@@ -267,7 +275,10 @@ mod tests {
     #[test]
     fn a_cron_that_never_fires_has_no_next_run() {
         let mut rng = StdRng::seed_from_u64(5);
-        assert_eq!(next_due(&cron("0 0 31 2 *", 0), BACKOFF, 0, &t0(), &mut rng), None);
+        assert_eq!(
+            next_due(&cron("0 0 31 2 *", 0), BACKOFF, 0, &t0(), &mut rng),
+            None
+        );
     }
 
     #[test]
@@ -275,6 +286,9 @@ mod tests {
         let mut e = crate::schedule::ScheduledTask::State.default_entry();
         assert_eq!(Plan::from_entry(&e), cron("*/20 * * * *", 600));
         e.every = Some(Duration::from_secs(7));
-        assert_eq!(Plan::from_entry(&e).cadence, Cadence::Every(Duration::from_secs(7)));
+        assert_eq!(
+            Plan::from_entry(&e).cadence,
+            Cadence::Every(Duration::from_secs(7))
+        );
     }
 }

@@ -19,7 +19,9 @@ pub fn listen(stop: Stop, reload: Arc<Notify>) -> tokio::task::JoinHandle<()> {
                 signal(SignalKind::hangup()),
             );
             let (Ok(mut term), Ok(mut hup)) = (term, hup) else {
-                tracing::error!("cannot install the SIGTERM/SIGHUP handlers: only Ctrl-C stops the daemon");
+                tracing::error!(
+                    "cannot install the SIGTERM/SIGHUP handlers: only Ctrl-C stops the daemon"
+                );
                 let _ = tokio::signal::ctrl_c().await;
                 stop.request();
                 return;

@@ -215,7 +215,10 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let text = render(&s, 160);
         assert!(text.contains("pid 42, up 60 s"), "{text}");
-        assert!(text.contains("Getjobs") && text.contains("in 30 s"), "{text}");
+        assert!(
+            text.contains("Getjobs") && text.contains("in 30 s"),
+            "{text}"
+        );
         assert!(!text.contains('\x1b'), "{text:?}");
     }
 
@@ -224,10 +227,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(probe(dir.path()).unwrap(), Running::No));
         write(dir.path(), &DaemonStatus::default()).unwrap();
-        let lock = TaskLock::try_acquire(dir.path(), LOCK_NAME).unwrap().unwrap();
+        let lock = TaskLock::try_acquire(dir.path(), LOCK_NAME)
+            .unwrap()
+            .unwrap();
         // Held by "another process": flock locks are per open file description, so a second
         // open in this process sees it taken.
-        assert!(matches!(probe(dir.path()).unwrap(), Running::Yes(Some(_), _)));
+        assert!(matches!(
+            probe(dir.path()).unwrap(),
+            Running::Yes(Some(_), _)
+        ));
         drop(lock);
         assert!(matches!(probe(dir.path()).unwrap(), Running::No));
     }

@@ -6,8 +6,8 @@ use std::time::Instant;
 use armadito_plugin_api::model::{ScanProgress, ScanRequest, ScanResult};
 
 use crate::plugins::CancelToken;
-use crate::session::{BackendSource, Enrolled, Stop};
 use crate::session::{AgentError, Context};
+use crate::session::{BackendSource, Enrolled, Stop};
 use crate::store::{MessageKind, NewMessage, StoredJob};
 use crate::transport::Endpoint;
 use crate::wire::{ScanJobParams, ScanReport, TaskName, UnixTime};

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::jobs::execute::{Executor, Outcome};
-use crate::session::{BackendSource, Enrolled, OneShot, Stop};
 use crate::session::{AgentError, Context};
+use crate::session::{BackendSource, Enrolled, OneShot, Stop};
 use crate::store::{MessageKind, NewMessage, RecoveryPolicy, StoredJob};
 use crate::transport::Endpoint;
 use crate::wire::{JobStatus, TaskName, UnixTime};

@@ -14,8 +14,8 @@ mod stop;
 
 use std::sync::Arc;
 
-pub use enrolled::{Enrolled, blocking};
 pub use backends::{BackendLease, BackendSource, OneShot};
+pub use enrolled::{Enrolled, blocking};
 pub use error::AgentError;
 pub use stop::Stop;
 

@@ -1,0 +1,426 @@
+//! End to end: `armadito-agent daemon`, the real binary against the GLPI double, with a real
+//! clamd (ClamAV backend) or the test plugins. Intervals are `every = "1s"` so each test takes
+//! seconds. clamd is started by `tests/clamd/start-clamd.sh`: without it the ClamAV test fails
+//! (never skips).
+
+#![cfg(unix)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use armadito_tests::agent::{AgentSandbox, built_plugins};
+use armadito_tests::double::Double;
+use armadito_tests::fleet::{enrolled_agent, enrolled_agent_with, job_error, make_tree};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Every task every second, no spreading, short stop deadline.
+fn fast_schedule(state: &str) -> String {
+    let mut s = String::from(
+        "[daemon]\nalerts_every = \"1s\"\nrescan_every = \"1s\"\nstop_timeout = \"5s\"\n",
+    );
+    for (task, every) in [
+        ("Getjobs", "1s"),
+        ("Runjobs", "1s"),
+        ("State", state),
+        ("AVConfig", "1h"),
+        ("Scheduler", "1h"),
+    ] {
+        s.push_str(&format!(
+            "[schedule.tasks.{task}]\nevery = \"{every}\"\nwait_rand = 0\n"
+        ));
+    }
+    s
+}
+
+/// A running daemon, its log in a file (a pipe nobody reads would fill up and block it).
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(s: &AgentSandbox) -> Daemon {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = s.dir.path().join(format!("daemon-{n}.log"));
+        let out = File::create(&log).unwrap();
+        let child = s
+            .command(&["daemon", "-d"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn the daemon");
+        let d = Daemon {
+            child: Some(child),
+            log,
+        };
+        d.wait_log("daemon started");
+        d
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn wait_log(&self, needle: &str) {
+        wait_until(
+            &format!("{needle:?} in the daemon's log"),
+            || self.log().contains(needle),
+            || self.log(),
+        );
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{sig}");
+    }
+
+    /// SIGTERM, then the exit code (the daemon must exit by itself within the deadline).
+    fn stop(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[track_caller]
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let deadline = Instant::now() + WAIT;
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A throw-away clamd, stopped on drop (as in e2e_clamav).
+struct Clamd {
+    dir: PathBuf,
+    socket: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Clamd {
+    fn start() -> Clamd {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("clamd");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/start-clamd.sh");
+        let out = Command::new("sh")
+            .arg(script)
+            .arg(&dir)
+            .output()
+            .expect("run start-clamd.sh");
+        assert!(
+            out.status.success(),
+            "clamd did not start (is clamav-daemon installed? see .ci/install-clamav.sh):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let socket = line
+            .split_whitespace()
+            .nth(2)
+            .expect("PID PORT SOCKET")
+            .to_string();
+        Clamd {
+            dir,
+            socket,
+            _tmp: tmp,
+        }
+    }
+
+    fn settings(&self) -> String {
+        format!(
+            "[backends.clamav]\nsocket = \"{}\"\nclamd_conf = \"{}\"\nlog_file = \"{}\"\n",
+            self.socket,
+            self.dir.join("clamd.conf").display(),
+            self.dir.join("log/clamd.log").display()
+        )
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/stop-clamd.sh");
+        let _ = Command::new("sh")
+            .arg(script)
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn status_json(s: &AgentSandbox) -> serde_json::Value {
+    let r = s.run(&["status", "--json"]);
+    r.assert_code(0);
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+/// Queued jobs are fetched, run on a real clamd and reported without any cron; a detection that
+/// clamd logs meanwhile reaches the server as an alert within seconds; `status --json` shows
+/// the daemon, its backend and its tasks; a second daemon refuses to start (exit 7).
+#[test]
+fn jobs_alerts_status_and_a_single_daemon_with_a_real_clamd() {
+    let clamd = Clamd::start();
+    let d = Double::start();
+    let extra = format!("{}{}", fast_schedule("1h"), clamd.settings());
+    let (s, agent, av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &extra);
+    let daemon = Daemon::start(&s);
+
+    let tree = make_tree(&s.dir.path().join("tree"), 20, 2);
+    let job = d.create_job(
+        agent,
+        d.create_scanconfig("tree", tree.to_str().unwrap(), "-r", av),
+        2,
+    );
+    wait_until(
+        "the job's status on the server",
+        || d.job(job).is_some_and(|j| j.job_status == "successful"),
+        || format!("{:?}\n{}", d.job(job), daemon.log()),
+    );
+    let scan = d
+        .scans()
+        .into_iter()
+        .find(|sc| sc.plugin_armadito_jobs_id == job)
+        .unwrap();
+    assert_eq!(
+        (scan.scanned_count, scan.malware_count),
+        (Some(22), Some(2)),
+        "{scan:?}"
+    );
+
+    // A detection clamd makes for someone else (here a local one-shot scan) is in its log:
+    // the daemon's Alerts picks it up.
+    let live = make_tree(&s.dir.path().join("live"), 0, 1);
+    let live_file = live.join("eicar-0.com").display().to_string();
+    let _ = s.run(&["-t", "Scan", "--path", live.to_str().unwrap()]);
+    wait_until(
+        "the live alert on the server",
+        || d.alerts().iter().any(|a| a.filepath == live_file),
+        || format!("{:?}\n{}", d.alerts(), daemon.log()),
+    );
+
+    // status --json: pid, backend with its hash, task runs, sizes.
+    let st = status_json(&s);
+    let dm = &st["daemon"];
+    assert_eq!(dm["running"], true, "{st}");
+    assert_eq!(dm["pid"], daemon.pid(), "{st}");
+    assert_eq!(dm["backend"]["name"], "clamav", "{st}");
+    assert_eq!(
+        dm["backend"]["sha256"].as_str().map(str::len),
+        Some(64),
+        "{st}"
+    );
+    assert_eq!(dm["tasks"]["Getjobs"]["last_result"], "ok", "{st}");
+    assert!(dm["tasks"]["Getjobs"]["next_run"].is_i64(), "{st}");
+    assert_eq!(dm["queue"], 0, "{st}");
+    assert!(dm["last_server_contact"].is_i64(), "{st}");
+    let human = s.run(&["status"]);
+    assert!(
+        human
+            .stdout
+            .contains(&format!("daemon:        running, pid {}", daemon.pid())),
+        "{}",
+        human.stdout
+    );
+
+    let second = s.run(&["daemon"]);
+    second.assert_code(7);
+    assert!(
+        second
+            .stderr
+            .contains("another armadito-agent daemon is running"),
+        "{}",
+        second.stderr
+    );
+
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let st = status_json(&s);
+    assert_eq!(st["daemon"]["running"], false, "{st}");
+}
+
+/// A newer build of the selected backend dropped into the folder is used for the next State
+/// report; removing it unloads it (its plugin host stops) and the older file takes over again;
+/// removing every file leaves no backend loaded.
+#[test]
+fn a_newer_plugin_is_hot_loaded_and_a_removed_one_unloaded() {
+    let d = Double::start();
+    let (s, agent, _) =
+        enrolled_agent_with(&d, "example", "test-plugin-example", &fast_schedule("1s"));
+    let daemon = Daemon::start(&s);
+    let states_with = |needle: &str| {
+        d.requests()
+            .iter()
+            .filter(|r| r.path.contains("/api/states") && r.body.contains(needle))
+            .count()
+    };
+    wait_until(
+        "a State from example 1.0.0",
+        || states_with("\"Example AV\"") > 0,
+        || daemon.log(),
+    );
+    let first_status = status_json(&s);
+    assert_eq!(
+        first_status["daemon"]["backend"]["version"], "1.0.0",
+        "{first_status}"
+    );
+
+    let next = built_plugins(&["test-plugin-example-next"]);
+    s.install_plugins(&next);
+    wait_until(
+        "a State from example 1.1.0",
+        || states_with("Example AV (next)") > 0,
+        || daemon.log(),
+    );
+    daemon.wait_log("backend replaced by a new build");
+    let st = status_json(&s);
+    assert_eq!(st["daemon"]["backend"]["version"], "1.1.0", "{st}");
+    assert_ne!(
+        st["daemon"]["backend"]["sha256"],
+        first_status["daemon"]["backend"]["sha256"]
+    );
+
+    // Removed: 1.0.0 is used again.
+    std::fs::remove_file(
+        s.dir
+            .path()
+            .join("plugins")
+            .join(next[0].file_name().unwrap()),
+    )
+    .unwrap();
+    wait_until(
+        "version 1.0.0 back in status",
+        || status_json(&s)["daemon"]["backend"]["version"] == "1.0.0",
+        || daemon.log(),
+    );
+    // Every file removed: unloaded, the State runs fail and say why.
+    for f in std::fs::read_dir(s.dir.path().join("plugins")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    daemon.wait_log("backend unloaded");
+    wait_until(
+        "no backend in status",
+        || status_json(&s)["daemon"]["backend"].is_null(),
+        || daemon.log(),
+    );
+    daemon.wait_log("is not loaded");
+    assert!(d.agents().iter().any(|a| a.id == agent));
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// SIGTERM while a scan runs: the scan is cancelled, the job is reported failed with its partial
+/// results (as a one-shot Runjobs does), and the daemon exits 0.
+#[test]
+fn sigterm_mid_scan_reports_a_cancelled_job_and_exits_0() {
+    let d = Double::start();
+    let extra = format!(
+        "{}[backends.testav]\nfile_delay_ms = 150\n",
+        fast_schedule("1h")
+    );
+    let (s, agent, av) = enrolled_agent(&d, &extra);
+    let tree = make_tree(&s.dir.path().join("tree"), 40, 0);
+    let job = d.create_job(
+        agent,
+        d.create_scanconfig("tree", tree.to_str().unwrap(), "", av),
+        2,
+    );
+    let daemon = Daemon::start(&s);
+    daemon.wait_log("running job");
+    std::thread::sleep(Duration::from_millis(800));
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let row = d.job(job).unwrap();
+    assert_eq!(row.job_status, "failed", "{row:?}\n{log}");
+    let msg = job_error(&d, job).unwrap();
+    assert!(msg.contains("cancelled after"), "{msg}");
+    let scan = d
+        .scans()
+        .into_iter()
+        .find(|sc| sc.plugin_armadito_jobs_id == job)
+        .unwrap();
+    let scanned = scan.scanned_count.unwrap();
+    assert!(
+        scanned > 0 && scanned < 40,
+        "partial count expected: {scan:?}"
+    );
+    let outbox = s.run(&["outbox", "--json"]);
+    assert_eq!(outbox.stdout.trim(), "[]", "outbox flushed before exit");
+}
+
+/// SIGHUP applies a new schedule (State switched on); a bad file on a later SIGHUP is refused,
+/// logged, and the schedule in force stays.
+#[test]
+fn sighup_reloads_the_schedule_and_refuses_a_bad_file() {
+    let d = Double::start();
+    let state_off = fast_schedule("1s").replace(
+        "[schedule.tasks.State]\nevery = \"1s\"\nwait_rand = 0\n",
+        "[schedule.tasks.State]\nevery = \"1s\"\nwait_rand = 0\nenabled = false\n",
+    );
+    let (s, _, _) = enrolled_agent(&d, &state_off);
+    let daemon = Daemon::start(&s);
+    let states = || {
+        d.requests()
+            .iter()
+            .filter(|r| r.path.contains("/api/states"))
+            .count()
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(states(), 0, "State is disabled");
+
+    let text = std::fs::read_to_string(s.config_path()).unwrap();
+    std::fs::write(s.config_path(), text.replace("enabled = false\n", "")).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_log("configuration reloaded");
+    wait_until(
+        "State reports after the reload",
+        || states() >= 2,
+        || daemon.log(),
+    );
+
+    std::fs::write(s.config_path(), "server = [not toml\n").unwrap();
+    daemon.signal("HUP");
+    daemon.wait_log("configuration NOT reloaded");
+    let before = states();
+    wait_until(
+        "State still reporting with the old configuration",
+        || states() >= before + 2,
+        || daemon.log(),
+    );
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
