@@ -18,9 +18,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Every task every second, no spreading, short stop deadline.
 fn fast_schedule(state: &str) -> String {
-    let mut s = String::from(
-        "[daemon]\nalerts_every = \"1s\"\nrescan_every = \"1s\"\nstop_timeout = \"5s\"\n",
-    );
+    let mut s = String::from("[daemon]\nalerts_every = \"1s\"\nstop_timeout = \"5s\"\n");
     for (task, every) in [
         ("Getjobs", "1s"),
         ("Runjobs", "1s"),

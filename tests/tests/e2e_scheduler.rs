@@ -504,6 +504,17 @@ fn bad_local_settings_fail_before_any_request() {
         assert!(d.requests().is_empty());
     }
 
+    // an interval is for the daemon: cron cannot install it
+    let (s, _agent, root) = agent(&d, "[schedule.tasks.Getjobs]\nevery = \"30s\"\n");
+    d.clear_requests();
+    let r = s.run(&["-t", "Scheduler"]);
+    r.assert_code(3);
+    r.assert_one_error_line(
+        "[schedule.tasks.Getjobs] every = \"30s\" is an interval for `armadito-agent daemon`",
+    );
+    assert!(d.requests().is_empty());
+    assert!(!cron_file(root.path()).exists());
+
     // and an agent that is not enrolled is told so, without any request
     let lone = AgentSandbox::new(&d.base_url());
     lone.write_config(UUID);

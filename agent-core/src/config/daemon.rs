@@ -1,9 +1,10 @@
 //! `[daemon]` of agent.toml: how `armadito-agent daemon` paces what is not in `[schedule]`.
+//! (The plugins folder is watched with inotify and also rescanned every `[plugins]
+//! watch_interval`, in case a change notification is missed.)
 //!
 //! ```toml
 //! [daemon]
 //! alerts_every = "5s"     # live alerts: how often the backend's detections are read
-//! rescan_every = "60s"    # plugins folder rescan, as a fallback to inotify
 //! stop_timeout = "10s"    # on SIGTERM: time left to report a cancelled scan and flush the outbox
 //! backoff_max = "10min"   # longest wait between two tries of a task while the server is down
 //! ```
@@ -21,10 +22,6 @@ pub struct DaemonConfig {
     /// folder: cheap when idle.
     #[serde(deserialize_with = "super::duration::required")]
     pub alerts_every: Duration,
-    /// The plugins folder is also rescanned this often, in case a change notification was
-    /// missed (network file systems, a watcher that could not start).
-    #[serde(deserialize_with = "super::duration::required")]
-    pub rescan_every: Duration,
     /// On SIGTERM/SIGINT: how long the cancelled scan's report and the outbox flush may take
     /// before the daemon exits anyway (undelivered messages stay in the outbox).
     #[serde(deserialize_with = "super::duration::required")]
@@ -38,7 +35,6 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         Self {
             alerts_every: Duration::from_secs(5),
-            rescan_every: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(10),
             backoff_max: Duration::from_secs(600),
         }
@@ -58,7 +54,6 @@ impl DaemonConfig {
             }
         };
         check("alerts_every", self.alerts_every, 1, 86_400)?;
-        check("rescan_every", self.rescan_every, 1, 86_400)?;
         check("stop_timeout", self.stop_timeout, 1, 600)?;
         check("backoff_max", self.backoff_max, 1, 86_400)
     }

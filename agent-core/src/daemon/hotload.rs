@@ -7,8 +7,8 @@
 //!   ([`Registry::rescan`]: new file checked, newer version of the selected backend swapped in,
 //!   removed file unloaded, bad file refused and reported) only while no lease is out, so a
 //!   newer plugin replaces the old one between two calls, never under a running scan.
-//! * Rescans are triggered by the folder watcher (inotify through `notify`), by a periodic
-//!   timer (a missed event), and by SIGHUP.
+//! * Rescans are triggered by the folder watcher (inotify through `notify`), every `[plugins]
+//!   watch_interval` (a missed event), and by SIGHUP.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +68,11 @@ impl LiveBackend {
                 file: r.file.display().to_string(),
                 sha256: r.hash.unwrap_or_default(),
             })
+    }
+
+    /// `[plugins] watch_interval`: the periodic rescan, a fallback to the folder watcher.
+    pub fn watch_interval(&self) -> std::time::Duration {
+        self.registry.config().watch_interval
     }
 
     pub fn plugins_dir(&self) -> &Path {

@@ -548,7 +548,7 @@ async fn plugins_loop(sh: &Shared) {
     let dir = sh.backend.lock().plugins_dir().to_path_buf();
     let _watcher = hotload::watch(&dir, tx);
     loop {
-        let every = sh.ctx().config.daemon.rescan_every;
+        let every = sh.backend.lock().watch_interval();
         tokio::select! {
             _ = sh.stop.requested() => return,
             Some(()) = events.recv() => {

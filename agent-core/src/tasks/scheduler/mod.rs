@@ -228,6 +228,14 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let cmd = AgentCommand::current(ctx.cli.options.config.as_deref())?;
     let mut schedule = cfg.local_schedule().map_err(AgentError::Usage)?;
     for (task, entry) in schedule.enabled() {
+        if let Some(every) = entry.every {
+            return Err(SchedulerError::Setting(format!(
+                "[schedule.tasks.{task}] every = {:?} is an interval for `armadito-agent daemon`; {} cannot install it: give a cron freq instead (or run the daemon)",
+                humantime::format_duration(every).to_string(),
+                mode.as_str()
+            ))
+            .into());
+        }
         supported(mode, &entry.freq).map_err(|reason| SchedulerError::Unsupported {
             task,
             freq: entry.freq.to_string(),
