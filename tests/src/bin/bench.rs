@@ -8,6 +8,10 @@
 //!   shipped backends in the plugins folder and with ClamAV alone, in both isolation modes.
 //!   `--agent`/`--libs` measure another build (e.g. the one before a change).
 //!
+//! * `bench daemon`: `armadito-agent daemon` idle CPU time and RSS over 60 s with the default
+//!   schedule, the delay job queued on the server -> status there (`every = "5s"` Getjobs), and
+//!   detection -> alert on the server; ClamAV backend on a real clamd, GLPI double.
+//!
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
@@ -31,6 +35,8 @@ enum Area {
     Plugins(plugins::Args),
     /// `-t State` wall time and RSS against the double with ClamAV on a real clamd
     State(state::Args),
+    /// The daemon: idle CPU and RSS, job and alert delays (ClamAV on a real clamd)
+    Daemon(daemon::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -50,6 +56,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench plugins: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::Daemon(args) => match daemon::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench daemon: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -89,6 +102,8 @@ fn main() -> ExitCode {
     }
 }
 
+#[path = "bench/daemon.rs"]
+mod daemon;
 #[path = "bench/state.rs"]
 mod state;
 

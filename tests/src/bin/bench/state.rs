@@ -56,14 +56,14 @@ fn lib_file(base: &str) -> String {
 }
 
 /// A throw-away clamd, stopped on drop.
-struct Clamd {
+pub struct Clamd {
     dir: PathBuf,
     socket: String,
     _tmp: tempfile::TempDir,
 }
 
 impl Clamd {
-    fn start() -> Result<Clamd> {
+    pub fn start() -> Result<Clamd> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("clamd");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/start-clamd.sh");
@@ -87,7 +87,7 @@ impl Clamd {
         })
     }
 
-    fn settings(&self) -> String {
+    pub fn settings(&self) -> String {
         format!(
             "[backends.clamav]\nsocket = \"{}\"\nclamd_conf = \"{}\"\nlog_file = \"{}\"\n",
             self.socket,
