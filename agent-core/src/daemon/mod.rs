@@ -334,35 +334,29 @@ async fn run_once(sh: &Shared, task: ScheduledTask) -> Outcome {
     let started = UnixTime::now().secs();
     let backend = sh.backend.lock().clone();
     let stop = sh.stop.clone();
-    let result = match task {
-        // The scan notices `stop` itself, cancels and reports; the deadline bounds the report.
-        ScheduledTask::Runjobs => {
-            let deadline = ctx.config.daemon.stop_timeout;
-            tokio::select! {
-                r = crate::jobs::runjobs::run_with(&ctx, &*backend, stop.clone()) => r,
-                _ = async { stop.requested().await; tokio::time::sleep(deadline).await } => {
-                    Err(AgentError::Task("stopped before the job's report was delivered (kept in the outbox)".into()))
-                }
+    // On stop, a run in progress gets `[daemon] stop_timeout` to end by itself (a scan notices
+    // `stop`, cancels and reports; Getjobs must store a reply the server already marked
+    // downloaded), then it is abandoned: what it stored is committed, the rest is redone.
+    let deadline = ctx.config.daemon.stop_timeout;
+    let run = async {
+        match task {
+            ScheduledTask::Getjobs => crate::jobs::getjobs::run(&ctx).await,
+            ScheduledTask::Runjobs => {
+                crate::jobs::runjobs::run_with(&ctx, &*backend, stop.clone()).await
             }
+            ScheduledTask::State => crate::tasks::state::run_with(&ctx, &*backend).await,
+            ScheduledTask::Alerts => crate::tasks::alerts::run_with(&ctx, &*backend).await,
+            ScheduledTask::AvConfig => crate::tasks::avconfig::run_with(&ctx, &*backend).await,
+            ScheduledTask::Scheduler => scheduler(sh, &ctx).await,
         }
-        // Short tasks are abandoned on stop: what they stored is committed, the rest is redone.
-        other => {
-            let run = async {
-                match other {
-                    ScheduledTask::Getjobs => crate::jobs::getjobs::run(&ctx).await,
-                    ScheduledTask::State => crate::tasks::state::run_with(&ctx, &*backend).await,
-                    ScheduledTask::Alerts => crate::tasks::alerts::run_with(&ctx, &*backend).await,
-                    ScheduledTask::AvConfig => {
-                        crate::tasks::avconfig::run_with(&ctx, &*backend).await
-                    }
-                    ScheduledTask::Scheduler => scheduler(sh, &ctx).await,
-                    ScheduledTask::Runjobs => Ok(()),
-                }
-            };
-            tokio::select! {
-                r = run => r,
-                _ = stop.requested() => return Outcome::Failed,
-            }
+    };
+    let result = tokio::select! {
+        r = run => r,
+        _ = async { stop.requested().await; tokio::time::sleep(deadline).await } => {
+            Err(AgentError::Task(format!(
+                "abandoned {} s after the stop request (its messages stay in the outbox)",
+                deadline.as_secs()
+            )))
         }
     };
     drop(lock);
@@ -395,13 +389,9 @@ fn record(sh: &Shared, task: ScheduledTask, result: Result<(), AgentError>) -> O
         Err(_) => Outcome::Failed,
     };
     let mut status = sh.status.lock();
-    let server_task = task != ScheduledTask::Runjobs || result.is_ok();
     match &result {
-        Ok(()) => {
-            if server_task {
-                status.last_server_contact = Some(now);
-            }
-        }
+        // Every task talks to the server (at least to flush the outbox).
+        Ok(()) => status.last_server_contact = Some(now),
         Err(e) => {
             tracing::warn!(task = task.as_str(), "run failed: {e}");
             status.last_error = Some(format!("{}: {e}", task.as_str()));

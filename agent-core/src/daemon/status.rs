@@ -60,8 +60,8 @@ pub fn write(dir: &Path, status: &DaemonStatus) -> Result<(), String> {
     let body = serde_json::to_vec_pretty(status).map_err(|e| e.to_string())?;
     // tempfile creates 0600 on Unix; the rename replaces the old file in one step.
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    // No fsync: rewritten every few seconds, and after a crash an old or new copy is as good.
     tmp.write_all(&body).map_err(|e| e.to_string())?;
-    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
     tmp.persist(dir.join(STATUS_FILE))
         .map_err(|e| e.error.to_string())?;
     Ok(())

@@ -45,7 +45,8 @@ fn cpu_and_rss(pid: u32) -> Result<(f64, u64)> {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').context("stat format")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
+    let ticks: u64 =
+        f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss = status
         .lines()
@@ -63,12 +64,17 @@ fn hosts(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for t in tasks.filter_map(Result::ok) {
         if let Ok(list) = fs::read_to_string(t.path().join("children")) {
-            out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     out.retain(|c| {
-        fs::read(format!("/proc/{c}/cmdline"))
-            .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"plugin-host" || arg == b"--plugin"))
+        fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|c| {
+            c.split(|b| *b == 0)
+                .any(|arg| arg == b"plugin-host" || arg == b"--plugin")
+        })
     });
     out
 }
@@ -82,9 +88,16 @@ impl Running {
     fn start(s: &AgentSandbox, name: &str) -> Result<Running> {
         let log = s.dir.path().join(format!("{name}.log"));
         let out = File::create(&log)?;
-        let child = s.command(&["daemon"]).stdout(out.try_clone()?).stderr(out).spawn()?;
+        let child = s
+            .command(&["daemon"])
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?;
         let r = Running { child, log };
-        r.wait_for(|| Ok(fs::read_to_string(&r.log)?.contains("daemon started")), "daemon start")?;
+        r.wait_for(
+            || Ok(fs::read_to_string(&r.log)?.contains("daemon started")),
+            "daemon start",
+        )?;
         Ok(r)
     }
 
@@ -92,7 +105,10 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !ok()? {
             if Instant::now() > deadline {
-                bail!("timed out: {what}\n{}", fs::read_to_string(&self.log).unwrap_or_default());
+                bail!(
+                    "timed out: {what}\n{}",
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -100,10 +116,15 @@ impl Running {
     }
 
     fn stop(mut self) -> Result<()> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
         let status = self.child.wait()?;
         if !status.success() {
-            bail!("daemon exit {status}\n{}", fs::read_to_string(&self.log).unwrap_or_default());
+            bail!(
+                "daemon exit {status}\n{}",
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
         Ok(())
     }
@@ -139,7 +160,14 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.no_build {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "agent-core", "-p", "armadito-backend-clamav"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "agent-core",
+            "-p",
+            "armadito-backend-clamav",
+        ]);
         if profile.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -156,7 +184,10 @@ pub fn run(args: &Args) -> Result<()> {
     let clamd = Clamd::start()?;
     let d = Double::start();
     d.create_key(KEY, 1000, 3600);
-    println!("bench daemon: {} daemon, ClamAV backend on a real clamd, GLPI double", agent.display());
+    println!(
+        "bench daemon: {} daemon, ClamAV backend on a real clamd, GLPI double",
+        agent.display()
+    );
 
     // 1. Idle with the default schedule.
     let s = sandbox(&d, &clamd, "")?;
@@ -165,7 +196,11 @@ pub fn run(args: &Args) -> Result<()> {
     std::thread::sleep(Duration::from_secs(5));
     let host_pids = hosts(pid);
     let (cpu0, _) = cpu_and_rss(pid)?;
-    let host0: f64 = host_pids.iter().filter_map(|h| cpu_and_rss(*h).ok()).map(|(c, _)| c).sum();
+    let host0: f64 = host_pids
+        .iter()
+        .filter_map(|h| cpu_and_rss(*h).ok())
+        .map(|(c, _)| c)
+        .sum();
     std::thread::sleep(Duration::from_secs(args.idle));
     let (cpu1, rss) = cpu_and_rss(pid)?;
     let (host1, host_rss) = host_pids
@@ -199,14 +234,22 @@ pub fn run(args: &Args) -> Result<()> {
     let tree = s.dir.path().join("tree");
     fs::create_dir_all(&tree)?;
     fs::write(tree.join("clean.txt"), "clean\n")?;
-    let cfg = d.create_scanconfig("tree", tree.to_str().context("utf-8")?, "", agent_id.plugin_armadito_antiviruses_id);
+    let cfg = d.create_scanconfig(
+        "tree",
+        tree.to_str().context("utf-8")?,
+        "",
+        agent_id.plugin_armadito_antiviruses_id,
+    );
     let daemon = Running::start(&s, "jobs")?;
     let mut delays = Vec::new();
     for _ in 0..args.jobs {
         let queued = Instant::now();
         let job = d.create_job(agent_id.id, cfg, 2);
         daemon.wait_for(
-            || Ok(d.job(job).is_some_and(|j| j.job_status == "successful" || j.job_status == "failed")),
+            || {
+                Ok(d.job(job)
+                    .is_some_and(|j| j.job_status == "successful" || j.job_status == "failed"))
+            },
             "job status on the server",
         )?;
         delays.push(queued.elapsed());
@@ -230,7 +273,10 @@ pub fn run(args: &Args) -> Result<()> {
     let path = file.display().to_string();
     let _ = s.run(&["-t", "Scan", "--path", live.to_str().context("utf-8")?]);
     let detected = Instant::now();
-    daemon.wait_for(|| Ok(d.alerts().iter().any(|a| a.filepath == path)), "alert on the server")?;
+    daemon.wait_for(
+        || Ok(d.alerts().iter().any(|a| a.filepath == path)),
+        "alert on the server",
+    )?;
     println!(
         "detection (clamd logged it) -> alert on the server ([daemon] alerts_every = 5s): {:.2} s",
         detected.elapsed().as_secs_f64()
