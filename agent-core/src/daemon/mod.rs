@@ -146,6 +146,7 @@ pub async fn run(ctx: &Context, stop: Stop) -> Result<(), AgentError> {
         .local_schedule()
         .map_err(AgentError::Usage)?;
     crate::session::summaries_to_log();
+    signals::lean_allocator(true);
     // The backend starts before anything else: a daemon that cannot scan says so at once.
     let backend = tokio::task::spawn_blocking({
         let ctx = ctx.clone();
@@ -298,6 +299,7 @@ async fn task_loop(sh: &Shared, task: ScheduledTask) {
             t.failures = failures;
         }
         sh.write_status();
+        signals::lean_allocator(false);
     }
 }
 

@@ -208,9 +208,15 @@ pub fn run(args: &Args) -> Result<()> {
         .filter_map(|h| cpu_and_rss(*h).ok())
         .fold((0.0, 0u64), |(c, r), (c2, r2)| (c + c2, r + r2));
     let requests = d.requests().len();
+    let breakdown = fs::read_to_string(format!("/proc/{pid}/status"))?
+        .lines()
+        .filter(|l| l.starts_with("RssAnon:") || l.starts_with("RssFile:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ");
     daemon.stop()?;
     println!(
-        "idle {} s, default schedule: daemon CPU {:.2} s, RSS {:.1} MB; plugin host(s) {}: CPU {:.2} s, RSS {:.1} MB; {} requests to the server in the whole run",
+        "idle {} s, default schedule: daemon CPU {:.2} s, RSS {:.1} MB ({breakdown}); plugin host(s) {}: CPU {:.2} s, RSS {:.1} MB; {} requests to the server in the whole run",
         args.idle,
         cpu1 - cpu0,
         rss as f64 / 1024.0,
