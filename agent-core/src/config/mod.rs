@@ -143,6 +143,22 @@ pub struct OutboxConfig {
     pub deadline: u64,
     /// Consecutive 5xx answers or timeouts after which a run stops delivering.
     pub max_consecutive_failures: u32,
+    /// Alerts carried by one POST api/alerts: queued alert messages with the same envelope and
+    /// job id are merged up to this many alerts. 1 = one POST per stored message.
+    pub coalesce_alerts: usize,
+}
+
+impl OutboxConfig {
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.coalesce_alerts) {
+            return Err(format!(
+                "[outbox] coalesce_alerts = {}: between 1 (one POST per message) and 1000",
+                self.coalesce_alerts
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for OutboxConfig {
@@ -153,6 +169,7 @@ impl Default for OutboxConfig {
             retry_max: 3600,
             deadline: 300,
             max_consecutive_failures: 3,
+            coalesce_alerts: crate::wire::DEFAULT_ALERTS_PER_POST,
         }
     }
 }
@@ -399,10 +416,13 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.into(),
         message: e.to_string().trim().to_string(),
     })?;
-    file.scan.validate().map_err(|message| ConfigError::Parse {
-        path: path.into(),
-        message,
-    })?;
+    file.scan
+        .validate()
+        .and_then(|()| file.outbox.validate())
+        .map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })?;
     Ok(file)
 }
 
