@@ -11,6 +11,9 @@
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
+//! * `bench outbox`: 10,000 queued one-alert messages drained against the double, coalesced
+//!   (`[outbox] coalesce_alerts = 100`) vs one POST per message: seconds, POSTs sent, ratio.
+//!
 //! Run: `cargo run --release -p armadito-tests --bin bench -- plugins`.
 //! Add an area by adding a variant to [`Area`] and a module below.
 
@@ -31,6 +34,8 @@ enum Area {
     Plugins(plugins::Args),
     /// `-t State` wall time and RSS against the double with ClamAV on a real clamd
     State(state::Args),
+    /// Outbox drain: queued alerts delivered coalesced vs one POST per message
+    Outbox(outbox::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -57,6 +62,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench state: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::Outbox(args) => match outbox::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench outbox: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -91,6 +103,9 @@ fn main() -> ExitCode {
 
 #[path = "bench/state.rs"]
 mod state;
+
+#[path = "bench/outbox.rs"]
+mod outbox;
 
 mod plugins {
     use std::fs;
