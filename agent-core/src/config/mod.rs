@@ -468,6 +468,30 @@ mod tests {
         }
     }
 
+    /// `[outbox] coalesce_alerts`: 100 by default, 1 = one POST per message, 0 or absurd
+    /// values are a clear error.
+    #[test]
+    fn coalesce_alerts_is_bounded() {
+        assert_eq!(OutboxConfig::default().coalesce_alerts, 100);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        for (v, ok) in [("1", true), ("100", true), ("1000", true), ("0", false), ("1001", false)] {
+            std::fs::write(&file, format!("[outbox]\ncoalesce_alerts = {v}\n")).unwrap();
+            let mut o = opts();
+            o.config = Some(file.clone());
+            match Config::load(&o) {
+                Ok(c) => {
+                    assert!(ok, "{v} accepted");
+                    assert_eq!(c.outbox.coalesce_alerts.to_string(), v);
+                }
+                Err(e) => {
+                    assert!(!ok, "{v}: {e}");
+                    assert!(e.to_string().contains("coalesce_alerts"), "{e}");
+                }
+            }
+        }
+    }
+
     /// Issue 12 item 8: agent.toml (it sets commands run as root) is refused when another
     /// user can change it or its folder.
     #[cfg(unix)]

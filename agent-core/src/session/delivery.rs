@@ -545,6 +545,55 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Whatever the mix: every message in exactly one POST; a POST of several messages
+        /// holds alerts of one envelope, at most `per_post` of them, in id order; every other
+        /// message is alone; non-alert messages keep their relative order.
+        #[test]
+        fn plan_never_loses_reorders_or_mixes(
+            spec in proptest::collection::vec((0u8..5, 1usize..4), 0..120),
+            per_post in 1usize..12,
+        ) {
+            let batch: Vec<OutboxMessage> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, (what, n))| {
+                    let id = i as i64 + 1;
+                    match what {
+                        0 => alert_msg(id, None, *n),
+                        1 => alert_msg(id, Some(7), *n),
+                        2 => alert_msg(id, Some(8), 1),
+                        3 => msg(id, MessageKind::Alerts, "alerts", None, b"[".to_vec()),
+                        _ => msg(id, MessageKind::State, "states", None, b"{}".to_vec()),
+                    }
+                })
+                .collect();
+            let posts = plan(batch.clone(), per_post);
+            let mut ids: Vec<i64> = posts.iter().flat_map(Post::ids).collect();
+            ids.sort();
+            proptest::prop_assert_eq!(ids, (1..=batch.len() as i64).collect::<Vec<_>>());
+            let mut others = Vec::new();
+            for p in &posts {
+                let ids = p.ids();
+                proptest::prop_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+                if p.msgs.len() > 1 {
+                    let bodies: Vec<AlertsBody<'_>> =
+                        p.msgs.iter().filter_map(|m| AlertsBody::parse(&m.body)).collect();
+                    proptest::prop_assert_eq!(bodies.len(), p.msgs.len());
+                    let alerts: usize = bodies.iter().map(AlertsBody::alerts).sum();
+                    proptest::prop_assert!(alerts <= per_post);
+                    proptest::prop_assert!(merge_alerts(&bodies).is_ok());
+                }
+                if p.msgs[0].kind != MessageKind::Alerts {
+                    others.push(p.msgs[0].id);
+                }
+            }
+            proptest::prop_assert!(others.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
     #[test]
     fn a_split_post_keeps_every_message_once() {
         let posts = plan((1..=7).map(|id| alert_msg(id, None, 1)).collect(), 100);
