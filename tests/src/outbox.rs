@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use agent_core::store::{MessageKind, NewMessage, Store};
-use agent_core::wire::{AlertsReport, AntivirusInfo, Envelope, MachineUuid, TaskName, UnixTime, WireAlert};
+use agent_core::wire::{
+    AlertsReport, AntivirusInfo, Envelope, MachineUuid, TaskName, UnixTime, WireAlert,
+};
 
 /// The detection time every queued alert carries (10 digits, as the server requires).
 pub const DETECTION_TIME: i64 = 1_700_000_000;

@@ -211,7 +211,11 @@ fn raw_exchange(d: &Double, read_timeout: Duration) -> std::io::Result<Vec<u8>> 
     let body = enroll_body(KEY, UUID);
     let mut s = std::net::TcpStream::connect(d.addr())?;
     s.set_read_timeout(Some(read_timeout))?;
-    write!(s, "POST {AGENTS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+    write!(
+        s,
+        "POST {AGENTS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     Ok(raw)
@@ -225,7 +229,11 @@ fn invalid_json_truncated_and_stalled_answers_do_not_process_the_request() {
     let r = enroll(&d).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-armaditoplugin-version"), Some("0.10.1"));
-    assert!(r.text().starts_with('{') && r.json().is_none(), "{}", r.text());
+    assert!(
+        r.text().starts_with('{') && r.json().is_none(),
+        "{}",
+        r.text()
+    );
 
     // Content-Length announces more than arrives before the close.
     d.inject(Fault::Truncated200, 1);
@@ -235,19 +243,30 @@ fn invalid_json_truncated_and_stalled_answers_do_not_process_the_request() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let announced: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(body.len() < announced, "{} of {announced}: {body:?}", body.len());
+    assert!(
+        body.len() < announced,
+        "{} of {announced}: {body:?}",
+        body.len()
+    );
 
     // A stall: nothing comes back while the client waits.
     d.inject(Fault::Stall, 1);
     let t = Instant::now();
     let e = raw_exchange(&d, Duration::from_millis(400)).unwrap_err();
     assert!(
-        matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
         "{e}"
     );
     assert!(t.elapsed() >= Duration::from_millis(400));
@@ -283,7 +302,11 @@ fn an_outage_hits_one_endpoint_and_method_after_n_requests_until_healed() {
             br#"{"agent_id":1,"uuid":"4C4C4544-0033-4A10-8051-FFFFFFFFFFFF","task":{"obj":{"job_id":99,"code":0,"message":"","start_time":1489500000,"end_time":1489500001}}}"#,
         )
         .unwrap();
-    assert_eq!(post.text(), r#"{"error" : "Unable to get job from database."}"#, "processed");
+    assert_eq!(
+        post.text(),
+        r#"{"error" : "Unable to get job from database."}"#,
+        "processed"
+    );
     assert_eq!(d.requests().last().unwrap().fault, None);
     d.heal();
     assert_eq!(d.get_jobs(1).status, 200);

@@ -51,7 +51,11 @@ fn five_thousand_queued_alerts_leave_in_fifty_posts() {
 
     let posts = alert_posts(&d);
     assert_eq!(posts.len(), 50, "one POST per 100 alerts");
-    assert!(posts.iter().all(|r| r.status == 200 && r.response_body.is_empty()));
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.status == 200 && r.response_body.is_empty())
+    );
     assert!(posts.iter().all(|r| names(r).len() == 100));
     let seen = acknowledged(&d);
     assert_eq!(seen.len(), 5000);
@@ -92,9 +96,16 @@ fn a_server_failing_mid_way_loses_and_duplicates_nothing() {
         .assert_stderr_contains("server errors or timeouts in a row");
     assert_eq!(d.alerts().len(), 2000);
     assert_eq!(acknowledged(&d).len(), 2000);
-    assert_eq!(outbox_len(&s.state_dir()), 3000, "every unacknowledged message is kept");
+    assert_eq!(
+        outbox_len(&s.state_dir()),
+        3000,
+        "every unacknowledged message is kept"
+    );
     let failed = alert_posts(&d).iter().filter(|r| r.status != 200).count();
-    assert!(failed <= 4 * 12, "bounded work against a failing server: {failed} POSTs");
+    assert!(
+        failed <= 4 * 12,
+        "bounded work against a failing server: {failed} POSTs"
+    );
 
     d.heal();
     s.run(&["-t", "Alerts"]).assert_code(0);

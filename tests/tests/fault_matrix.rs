@@ -263,9 +263,17 @@ fn run_cell(mode: Mode, ep: Ep, kind: Kind, plugins: &[std::path::PathBuf]) -> C
     // Set-up on a healthy server.
     let mut job = None;
     if ep != Ep::Agents {
-        s.run(&["-t", "Enrollment", "--key-file", key_file.to_str().unwrap_or_default()])
-            .assert_code(0);
-        let agent = d.agents().first().map(|a| (a.id, a.plugin_armadito_antiviruses_id));
+        s.run(&[
+            "-t",
+            "Enrollment",
+            "--key-file",
+            key_file.to_str().unwrap_or_default(),
+        ])
+        .assert_code(0);
+        let agent = d
+            .agents()
+            .first()
+            .map(|a| (a.id, a.plugin_armadito_antiviruses_id));
         let (agent, av) = agent.expect("enrolled on the double");
         if matches!(ep, Ep::JobsGet | Ep::JobsPost | Ep::Scans | Ep::Alerts) {
             let tree = make_tree(&s.dir.path().join("tree"), 2, 1);
@@ -372,7 +380,10 @@ fn run_cell(mode: Mode, ep: Ep, kind: Kind, plugins: &[std::path::PathBuf]) -> C
     }
     let left = outbox_kinds(&state);
     if !left.is_empty() {
-        problems.push(format!("after healing: {} message(s) still queued", left.len()));
+        problems.push(format!(
+            "after healing: {} message(s) still queued",
+            left.len()
+        ));
     }
     let job_status = job.and_then(|j| d.job(j)).map(|j| j.job_status);
     let delivered = match ep {
@@ -493,10 +504,7 @@ fn every_endpoint_survives_every_fault_and_recovers() {
             table.push('\n');
         }
     }
-    let slowest = results
-        .iter()
-        .map(|(_, c)| c.secs)
-        .fold(0.0f64, f64::max);
+    let slowest = results.iter().map(|(_, c)| c.secs).fold(0.0f64, f64::max);
     table.push_str(&format!(
         "ok = exit {TASK_FAILED}, data kept in the outbox (or the job still queued on the server) with a later next try, \
          delivered by the next run once healed. {} cells in {:.1} s (slowest {slowest:.1} s)\n",
@@ -508,7 +516,13 @@ fn every_endpoint_survives_every_fault_and_recovers() {
         .iter()
         .filter(|(_, c)| !c.problems.is_empty())
         .map(|((m, e, k), c)| {
-            format!("{} {} × {}: {}", m.label(), e.label(), k.label(), c.problems.join("; "))
+            format!(
+                "{} {} × {}: {}",
+                m.label(),
+                e.label(),
+                k.label(),
+                c.problems.join("; ")
+            )
         })
         .collect();
     assert_eq!(results.len(), cells.len());

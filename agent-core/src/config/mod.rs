@@ -475,7 +475,13 @@ mod tests {
         assert_eq!(OutboxConfig::default().coalesce_alerts, 100);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.toml");
-        for (v, ok) in [("1", true), ("100", true), ("1000", true), ("0", false), ("1001", false)] {
+        for (v, ok) in [
+            ("1", true),
+            ("100", true),
+            ("1000", true),
+            ("0", false),
+            ("1001", false),
+        ] {
             std::fs::write(&file, format!("[outbox]\ncoalesce_alerts = {v}\n")).unwrap();
             let mut o = opts();
             o.config = Some(file.clone());

@@ -320,16 +320,16 @@ pub async fn flush(
         };
         report.last_error = Some(f.line.clone());
         let attempts = post.max_attempts() + 1;
-        let delay = backoff_secs(cfg, attempts);
+        let next_try = now + backoff_secs(cfg, attempts) as i64;
         if f.unreachable {
-            keep(store, &mut report, &post, &f.line, attempts, now + delay as i64)?;
+            keep(store, &mut report, &post, &f.line, attempts, next_try)?;
             report.server_unreachable = true;
             break;
         }
         // A coalesced POST that failed counts as trouble even on a 4xx or a page: bisecting it
         // must stay bounded when the server rejects everything.
         if budget.failed(f.trouble || n > 1, post.depth) {
-            keep(store, &mut report, &post, &f.line, attempts, now + delay as i64)?;
+            keep(store, &mut report, &post, &f.line, attempts, next_try)?;
             break;
         }
         if n > 1 {
@@ -339,7 +339,7 @@ pub async fn flush(
             posts.push_front(a);
             continue;
         }
-        keep(store, &mut report, &post, &f.line, attempts, now + delay as i64)?;
+        keep(store, &mut report, &post, &f.line, attempts, next_try)?;
     }
     report.pending = store.outbox_len()?;
     report.halted = budget.halted.clone();
@@ -422,7 +422,9 @@ mod tests {
     }
 
     fn alert_msg(id: i64, job_id: Option<i64>, alerts: usize) -> OutboxMessage {
-        use crate::wire::{AlertsReport, AntivirusInfo, Envelope, MachineUuid, TaskName, WireAlert};
+        use crate::wire::{
+            AlertsReport, AntivirusInfo, Envelope, MachineUuid, TaskName, WireAlert,
+        };
         let uuid = MachineUuid::parse("4C4C4544-0033-4A10-8051-B4C04F4E4B32").unwrap();
         let alerts = (0..alerts)
             .map(|i| WireAlert {
@@ -480,7 +482,11 @@ mod tests {
             [100, 100, 50]
         );
         let ids: Vec<i64> = posts.iter().flat_map(Post::ids).collect();
-        assert_eq!(ids, (1..=250).collect::<Vec<_>>(), "every message once, in order");
+        assert_eq!(
+            ids,
+            (1..=250).collect::<Vec<_>>(),
+            "every message once, in order"
+        );
         // The merged body carries the 100 alerts of its messages, in order.
         let body = posts[1].body().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -498,7 +504,13 @@ mod tests {
     fn plan_counts_alerts_not_messages_and_keeps_other_messages_in_place() {
         let state = msg(3, MessageKind::State, "states", None, b"{}".to_vec());
         let status = msg(6, MessageKind::JobStatus, "jobs", Some(7), b"{}".to_vec());
-        let bad = msg(5, MessageKind::Alerts, "alerts", None, b"{\"x\":1}".to_vec());
+        let bad = msg(
+            5,
+            MessageKind::Alerts,
+            "alerts",
+            None,
+            b"{\"x\":1}".to_vec(),
+        );
         let batch = vec![
             alert_msg(1, None, 60),
             alert_msg(2, Some(7), 1),
@@ -534,7 +546,12 @@ mod tests {
         let big = |id| {
             let mut m = alert_msg(id, None, 1);
             let s = String::from_utf8(m.body).unwrap();
-            m.body = s.replace("\"info\":\"\"", &format!("\"info\":\"{}\"", "i".repeat(40_000))).into_bytes();
+            m.body = s
+                .replace(
+                    "\"info\":\"\"",
+                    &format!("\"info\":\"{}\"", "i".repeat(40_000)),
+                )
+                .into_bytes();
             m.size = m.body.len();
             m
         };

@@ -9,6 +9,15 @@
 //!   would have built for all those alerts at once (same fields, same order).
 //! - A body that does not have exactly the shape the agent writes (unknown or missing field,
 //!   an empty or absent `alerts` array) is never merged: it is sent alone, as stored.
+//!
+//! What the real plugin does with many alerts in one POST (server-api.md §3.6): a loop over
+//! the array with the agent check, the checksum lookup and the INSERT per alert, no
+//! transaction. So one invalid alert (e.g. a `detection_time` that is not 10 digits) fails
+//! the whole POST with a 500 after inserting the alerts before it; re-sending is harmless
+//! (checksum de-duplication), which is why the delivery splits a failed coalesced POST in
+//! halves. `agents.last_alert` takes the time of the array's last alert: message order keeps
+//! it the newest queued. No size limit but PHP's `post_max_size` (8 MiB) and the web
+//! server's (nginx `client_max_body_size`, 1 MiB by default): see [`MAX_COALESCED_BYTES`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

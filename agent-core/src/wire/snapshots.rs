@@ -337,17 +337,16 @@ fn coalescing_refuses_what_the_server_would_read_differently() {
         ]);
         assert!(err.is_err(), "{other}");
     }
-    assert!(merge_alerts(&[]).is_err(), "an empty alerts array is never sent");
+    assert!(
+        merge_alerts(&[]).is_err(),
+        "an empty alerts array is never sent"
+    );
     // PHP's isset() reads `"job_id": null` as absent: the same envelope.
     assert_eq!(
         key(&with(2, None)),
         key(&base.replace(r#""job_id":1"#, r#""job_id":null"#))
     );
-    let state = body(
-        2,
-        TaskName::State,
-        json!({"dbinfo": {}, "avdetails": []}),
-    );
+    let state = body(2, TaskName::State, json!({"dbinfo": {}, "avdetails": []}));
     for not_mergeable in [
         state.as_str(),
         &base.replace(r#""alerts":["#, r#""alerts":[],"x":["#),
