@@ -204,3 +204,110 @@ fn global_delay_delays_every_answer_after_processing() {
     d.get_jobs(1);
     assert!(t.elapsed() < Duration::from_millis(150));
 }
+
+/// The raw bytes the double sends back for one enrollment request.
+fn raw_exchange(d: &Double, read_timeout: Duration) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let body = enroll_body(KEY, UUID);
+    let mut s = std::net::TcpStream::connect(d.addr())?;
+    s.set_read_timeout(Some(read_timeout))?;
+    write!(
+        s,
+        "POST {AGENTS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    Ok(raw)
+}
+
+#[test]
+fn invalid_json_truncated_and_stalled_answers_do_not_process_the_request() {
+    let d = setup();
+    // 200 with the plugin's headers and JSON cut mid-way.
+    d.inject(Fault::InvalidJson200, 1);
+    let r = enroll(&d).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-armaditoplugin-version"), Some("0.10.1"));
+    assert!(
+        r.text().starts_with('{') && r.json().is_none(),
+        "{}",
+        r.text()
+    );
+
+    // Content-Length announces more than arrives before the close.
+    d.inject(Fault::Truncated200, 1);
+    let raw = raw_exchange(&d, Duration::from_secs(5)).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let announced: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        body.len() < announced,
+        "{} of {announced}: {body:?}",
+        body.len()
+    );
+
+    // A stall: nothing comes back while the client waits.
+    d.inject(Fault::Stall, 1);
+    let t = Instant::now();
+    let e = raw_exchange(&d, Duration::from_millis(400)).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(400));
+
+    assert!(d.agents().is_empty(), "no faulted request enrolled");
+    assert_eq!(d.key_use_counter(KEY), Some(10));
+    let faults: Vec<Option<String>> = d.requests().iter().map(|r| r.fault.clone()).collect();
+    assert_eq!(
+        faults,
+        [Some("InvalidJson200"), Some("Truncated200"), Some("Stall")].map(|f| f.map(String::from))
+    );
+    assert_eq!(enroll(&d).unwrap().status, 200, "the queue is spent");
+}
+
+#[test]
+fn an_outage_hits_one_endpoint_and_method_after_n_requests_until_healed() {
+    let d = setup();
+    assert_eq!(enroll(&d).unwrap().status, 200);
+    d.outage("jobs", Some("GET"), Fault::Status500Json, 2);
+    d.inject(Fault::Html200, 1);
+    // Two GET jobs pass, then every GET jobs fails; enrollment is not affected by the outage
+    // (it takes the queued fault instead).
+    let statuses: Vec<u16> = (0..4).map(|_| d.get_jobs(1).status).collect();
+    assert_eq!(statuses, [200, 200, 500, 500]);
+    assert_eq!(enroll(&d).unwrap().status, 200);
+    assert!(enroll(&d).unwrap().text().contains("agent_id"));
+    // POST jobs (the other branch of the same script) is not hit.
+    let post = d
+        .raw(
+            "POST",
+            "/glpi/plugins/armadito/api/jobs/",
+            &[("Content-Type", "application/json")],
+            br#"{"agent_id":1,"uuid":"4C4C4544-0033-4A10-8051-FFFFFFFFFFFF","task":{"obj":{"job_id":99,"code":0,"message":"","start_time":1489500000,"end_time":1489500001}}}"#,
+        )
+        .unwrap();
+    assert_eq!(
+        post.text(),
+        r#"{"error" : "Unable to get job from database."}"#,
+        "processed"
+    );
+    assert_eq!(d.requests().last().unwrap().fault, None);
+    d.heal();
+    assert_eq!(d.get_jobs(1).status, 200);
+}

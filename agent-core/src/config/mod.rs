@@ -150,6 +150,22 @@ pub struct OutboxConfig {
     pub deadline: u64,
     /// Consecutive 5xx answers or timeouts after which a run stops delivering.
     pub max_consecutive_failures: u32,
+    /// Alerts carried by one POST api/alerts: queued alert messages with the same envelope and
+    /// job id are merged up to this many alerts. 1 = one POST per stored message.
+    pub coalesce_alerts: usize,
+}
+
+impl OutboxConfig {
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.coalesce_alerts) {
+            return Err(format!(
+                "[outbox] coalesce_alerts = {}: between 1 (one POST per message) and 1000",
+                self.coalesce_alerts
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for OutboxConfig {
@@ -160,6 +176,7 @@ impl Default for OutboxConfig {
             retry_max: 3600,
             deadline: 300,
             max_consecutive_failures: 3,
+            coalesce_alerts: crate::wire::DEFAULT_ALERTS_PER_POST,
         }
     }
 }
@@ -408,12 +425,10 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.into(),
         message: e.to_string().trim().to_string(),
     })?;
-    file.scan.validate().map_err(|message| ConfigError::Parse {
-        path: path.into(),
-        message,
-    })?;
-    file.daemon
+    file.scan
         .validate()
+        .and_then(|()| file.outbox.validate())
+        .and_then(|()| file.daemon.validate())
         .map_err(|message| ConfigError::Parse {
             path: path.into(),
             message,
@@ -460,6 +475,36 @@ mod tests {
                 ..ScanConfig::default()
             };
             assert!(c.progress_interval() >= std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// `[outbox] coalesce_alerts`: 100 by default, 1 = one POST per message, 0 or absurd
+    /// values are a clear error.
+    #[test]
+    fn coalesce_alerts_is_bounded() {
+        assert_eq!(OutboxConfig::default().coalesce_alerts, 100);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        for (v, ok) in [
+            ("1", true),
+            ("100", true),
+            ("1000", true),
+            ("0", false),
+            ("1001", false),
+        ] {
+            std::fs::write(&file, format!("[outbox]\ncoalesce_alerts = {v}\n")).unwrap();
+            let mut o = opts();
+            o.config = Some(file.clone());
+            match Config::load(&o) {
+                Ok(c) => {
+                    assert!(ok, "{v} accepted");
+                    assert_eq!(c.outbox.coalesce_alerts.to_string(), v);
+                }
+                Err(e) => {
+                    assert!(!ok, "{v}: {e}");
+                    assert!(e.to_string().contains("coalesce_alerts"), "{e}");
+                }
+            }
         }
     }
 

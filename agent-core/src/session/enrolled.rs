@@ -101,7 +101,9 @@ impl Enrolled {
             None => self.store.enqueue_messages(messages)?,
         }
         let report = self.flush_outbox(ctx).await?;
-        match report.last_error {
+        // A run whose delivery stopped earlier (deadline, failures in a row) sends nothing
+        // more, but what it left behind is still a failure of this run.
+        match report.last_error.or(report.halted) {
             Some(e) if report.pending > 0 => Err(AgentError::Task(format!(
                 "{} message(s) kept for the next run: {e}",
                 report.pending

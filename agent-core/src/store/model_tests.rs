@@ -7,7 +7,8 @@
 //! (except running → queued by recovery after a crash); the next job is the highest priority,
 //! then the oldest, then the lowest id; a known job id is never queued twice; the outbox is
 //! FIFO; a superseding message takes the place of the pending one with its key; delivering a
-//! job status marks its job reported; a failed delivery keeps the message where it was.
+//! job status marks its job reported; a failed delivery keeps the message where it was;
+//! messages sent in one coalesced POST are deleted together or all kept.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,12 @@ enum Op {
     Deliver,
     /// The oldest message fails.
     Fail,
+    /// An alert message (coalesced with others when delivered).
+    Alert(u8),
+    /// The `n` oldest messages went in one POST (coalesced) that was acknowledged.
+    DeliverMany(usize),
+    /// The `n` oldest messages went in one POST that failed: all stay, each with one attempt more.
+    FailMany(usize),
     /// The agent dies and starts again; interrupted jobs go back to the queue.
     Crash { requeue: bool },
 }
@@ -45,6 +52,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..255).prop_map(Op::State),
         3 => Just(Op::Deliver),
         1 => Just(Op::Fail),
+        2 => (0u8..255).prop_map(Op::Alert),
+        2 => (1usize..5).prop_map(Op::DeliverMany),
+        1 => (1usize..5).prop_map(Op::FailMany),
         1 => any::<bool>().prop_map(|requeue| Op::Crash { requeue }),
     ]
 }
@@ -281,6 +291,42 @@ fn run(ops: Vec<Op>) {
                 // Due again at once: it keeps its place at the head.
                 store.message_failed(oldest.id, "HTTP 500", 0).unwrap();
                 model.outbox[0].attempts += 1;
+            }
+            Op::Alert(v) => {
+                let msgs = [message(
+                    MessageKind::Alerts,
+                    None,
+                    None,
+                    format!("alert {v} step {step}"),
+                )];
+                store.enqueue_messages(&msgs).unwrap();
+                model.enqueue(&msgs);
+            }
+            Op::DeliverMany(n) => {
+                let oldest = store.due_messages(i64::MAX, n).unwrap();
+                assert_eq!(oldest.len(), n.min(model.outbox.len()), "step {step}");
+                store.messages_delivered(&oldest).unwrap();
+                for m in model.outbox.drain(..oldest.len()) {
+                    if let (MessageKind::JobStatus, Some(id)) = (m.kind, m.job_id) {
+                        let j = model.jobs.get_mut(&id).unwrap();
+                        if j.state == JobState::Finished {
+                            j.state = JobState::Reported;
+                        }
+                    }
+                }
+            }
+            Op::FailMany(n) => {
+                let ids: Vec<i64> = store
+                    .due_messages(i64::MAX, n)
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.id)
+                    .collect();
+                // Due again at once: they keep their places at the head, in order.
+                store.messages_failed(&ids, "HTTP 500", 0).unwrap();
+                for m in model.outbox.iter_mut().take(ids.len()) {
+                    m.attempts += 1;
+                }
             }
             Op::Crash { requeue } => {
                 drop(store);

@@ -8,6 +8,8 @@
 //!   only the newest of those is worth sending. Job statuses, scan results and alerts have no
 //!   such key and are never dropped.
 //! - Delivering a job's status marks the job `reported` in the same transaction as the delete.
+//! - Messages sent together in one POST (coalesced alerts) are deleted together, in one
+//!   transaction, once that POST is acknowledged; a failed POST keeps every one of them.
 //! - Re-sending is safe: the server overwrites job statuses and scan rows, and de-duplicates
 //!   alerts by checksum, so a crash between "server answered" and "row deleted" only causes a
 //!   harmless replay.
@@ -162,12 +164,38 @@ impl Store {
 
     /// The server answered 2xx: delete the message; a job status marks its job `reported`.
     pub fn message_delivered(&mut self, msg: &OutboxMessage) -> Result<(), StoreError> {
+        self.messages_delivered(std::slice::from_ref(msg))
+    }
+
+    /// One POST carried all of `msgs` and the server answered 2xx: delete them together (with
+    /// what [`Store::message_delivered`] does for each), or none of them.
+    pub fn messages_delivered(&mut self, msgs: &[OutboxMessage]) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id])?;
-            if let (MessageKind::JobStatus, Some(job_id)) = (msg.kind, msg.job_id) {
+            for msg in msgs {
+                tx.execute("DELETE FROM outbox WHERE id = ?1", [msg.id])?;
+                if let (MessageKind::JobStatus, Some(job_id)) = (msg.kind, msg.job_id) {
+                    tx.execute(
+                        "UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'",
+                        [job_id],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The POST carrying all of `ids` failed: keep every one, count the attempt, one next try.
+    pub fn messages_failed(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        next_try_at: i64,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for id in ids {
                 tx.execute(
-                    "UPDATE jobs SET state = 'reported' WHERE job_id = ?1 AND state = 'finished'",
-                    [job_id],
+                    "UPDATE outbox SET attempts = attempts + 1, next_try_at = ?2, last_error = ?3 WHERE id = ?1",
+                    params![id, next_try_at, error],
                 )?;
             }
             Ok(())

@@ -120,14 +120,21 @@ async fn server_config(agent: &Enrolled) -> Result<Option<Vec<ConfigEntry>>, Age
         .get_config(Endpoint::AvConfigs, agent.agent_id)
         .await
     {
-        Ok(reply) => {
-            let list = parse_server_config(&reply.body)?;
-            Ok(Some(
+        Ok(reply) => match parse_server_config(&reply.body) {
+            Ok(list) => Ok(Some(
                 list.into_iter()
                     .map(|a| ConfigEntry::new(a.attr, a.value))
                     .collect(),
-            ))
-        }
+            )),
+            // A maintenance page or a cut answer in a 200: nothing to apply, but the local
+            // configuration is still reported (as for any other failure to read it).
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the server's configuration, reporting the local one: {e}"
+                );
+                Ok(None)
+            }
+        },
         Err(e) if e.status() == Some(400) => {
             tracing::debug!("the server defines no configuration for this agent");
             Ok(None)

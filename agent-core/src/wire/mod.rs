@@ -14,6 +14,7 @@
 //! - counts are plain JSON numbers (never the old agent's `["131"]` arrays);
 //! - the job-status `message` is base64 (standard alphabet, no line breaks).
 
+mod coalesce;
 mod envelope;
 mod jobs;
 mod payloads;
@@ -22,6 +23,7 @@ mod types;
 #[cfg(test)]
 mod snapshots;
 
+pub use coalesce::{AlertsBody, DEFAULT_ALERTS_PER_POST, MAX_COALESCED_BYTES, merge_alerts};
 pub use envelope::{AGENT_VERSION, AntivirusInfo, Envelope, OsInfo, TaskName, TaskPayload};
 pub use jobs::{
     Job, JobPriority, JobsReply, MalformedJob, ParsedJob, ScanJobParams, parse_jobs_reply,

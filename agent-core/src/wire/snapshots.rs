@@ -246,6 +246,122 @@ fn alerts_body() {
     );
 }
 
+fn alert_at(name: &str, time: i64) -> WireAlert {
+    WireAlert {
+        name: name.into(),
+        filepath: "/home/malware/X".into(),
+        action: "cleaned".into(),
+        detection_time: t(time),
+        module_name: "clamav".into(),
+        info: "on-demand".into(),
+    }
+}
+
+/// Coalesced alerts (issue 13): stored one-alert bodies merged into one POST are byte for byte
+/// the body the agent builds for all those alerts at once, in message order.
+#[test]
+fn coalesced_alerts_body() {
+    let one = |name: &str, time, job_id| {
+        body(
+            2,
+            TaskName::Alerts,
+            AlertsReport {
+                alerts: vec![alert_at(name, time)],
+                job_id,
+            },
+        )
+    };
+    let a = one("Pdf.Dropper.Agent-1507034", 1_483_605_762, Some(1));
+    let b = one("Win.Trojan.Elpapok-1", 1_483_605_777, Some(1));
+    let parts: Vec<AlertsBody<'_>> = [&a, &b]
+        .iter()
+        .map(|s| AlertsBody::parse(s.as_bytes()).unwrap())
+        .collect();
+    let merged = String::from_utf8(merge_alerts(&parts).unwrap()).unwrap();
+    assert_eq!(
+        merged,
+        format!(
+            r#"{}{{"name":"Alerts",{AV_JSON},"obj":{{"alerts":[{{"name":"Pdf.Dropper.Agent-1507034","filepath":"/home/malware/X","action":"cleaned","detection_time":1483605762,"module_name":"clamav","info":"on-demand"}},{{"name":"Win.Trojan.Elpapok-1","filepath":"/home/malware/X","action":"cleaned","detection_time":1483605777,"module_name":"clamav","info":"on-demand"}}],"job_id":1}}}}}}"#,
+            envelope_prefix(2)
+        )
+    );
+    assert_eq!(
+        merged,
+        body(
+            2,
+            TaskName::Alerts,
+            AlertsReport {
+                alerts: vec![
+                    alert_at("Pdf.Dropper.Agent-1507034", 1_483_605_762),
+                    alert_at("Win.Trojan.Elpapok-1", 1_483_605_777)
+                ],
+                job_id: Some(1),
+            }
+        )
+    );
+    // Without a job id there is still none once merged (the server would link no scan).
+    let c = one("X", 1_483_605_762, None);
+    let d = one("Y", 1_483_605_770, None);
+    let free = merge_alerts(&[
+        AlertsBody::parse(c.as_bytes()).unwrap(),
+        AlertsBody::parse(d.as_bytes()).unwrap(),
+    ])
+    .unwrap();
+    let v: Value = serde_json::from_slice(&free).unwrap();
+    assert!(v["task"]["obj"].get("job_id").is_none(), "{v}");
+    assert_eq!(v["task"]["obj"]["alerts"].as_array().unwrap().len(), 2);
+}
+
+/// Only bodies sharing everything but `alerts` share a POST; anything not exactly the agent's
+/// alerts shape is never merged (it is sent alone, as stored).
+#[test]
+fn coalescing_refuses_what_the_server_would_read_differently() {
+    let with = |agent_id, job_id| {
+        body(
+            agent_id,
+            TaskName::Alerts,
+            AlertsReport {
+                alerts: vec![alert_at("X", 1_483_605_762)],
+                job_id,
+            },
+        )
+    };
+    let base = with(2, Some(1));
+    let key = |s: &str| AlertsBody::parse(s.as_bytes()).unwrap().envelope_key();
+    assert_eq!(key(&base), key(&with(2, Some(1))));
+    for other in [with(2, Some(2)), with(2, None), with(3, Some(1))] {
+        assert_ne!(key(&base), key(&other), "{other}");
+        let err = merge_alerts(&[
+            AlertsBody::parse(base.as_bytes()).unwrap(),
+            AlertsBody::parse(other.as_bytes()).unwrap(),
+        ]);
+        assert!(err.is_err(), "{other}");
+    }
+    assert!(
+        merge_alerts(&[]).is_err(),
+        "an empty alerts array is never sent"
+    );
+    // PHP's isset() reads `"job_id": null` as absent: the same envelope.
+    assert_eq!(
+        key(&with(2, None)),
+        key(&base.replace(r#""job_id":1"#, r#""job_id":null"#))
+    );
+    let state = body(2, TaskName::State, json!({"dbinfo": {}, "avdetails": []}));
+    for not_mergeable in [
+        state.as_str(),
+        &base.replace(r#""alerts":["#, r#""alerts":[],"x":["#),
+        &base.replace(r#","job_id":1"#, r#","job_id":1,"extra":true"#),
+        r#"{"agent_id":2,"task":{"obj":{"alerts":[{}]}}}"#,
+        "not json",
+        "",
+    ] {
+        assert!(
+            AlertsBody::parse(not_mergeable.as_bytes()).is_none(),
+            "{not_mergeable}"
+        );
+    }
+}
+
 #[test]
 fn avconfig_body_is_an_array() {
     let cfg = vec![

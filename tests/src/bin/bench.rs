@@ -15,6 +15,9 @@
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
+//! * `bench outbox`: 10,000 queued one-alert messages drained against the double, coalesced
+//!   (`[outbox] coalesce_alerts = 100`) vs one POST per message: seconds, POSTs sent, ratio.
+//!
 //! Run: `cargo run --release -p armadito-tests --bin bench -- plugins`.
 //! Add an area by adding a variant to [`Area`] and a module below.
 
@@ -37,6 +40,8 @@ enum Area {
     State(state::Args),
     /// The daemon: idle CPU and RSS, job and alert delays (ClamAV on a real clamd)
     Daemon(daemon::Args),
+    /// Outbox drain: queued alerts delivered coalesced vs one POST per message
+    Outbox(outbox::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -73,6 +78,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Area::Outbox(args) => match outbox::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench outbox: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Area::Clamav { args } => {
             // The benchmark lives with the backend crate (it drives the backend's own harness).
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -106,6 +118,9 @@ fn main() -> ExitCode {
 mod daemon;
 #[path = "bench/state.rs"]
 mod state;
+
+#[path = "bench/outbox.rs"]
+mod outbox;
 
 mod plugins {
     use std::fs;

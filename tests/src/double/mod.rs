@@ -154,6 +154,27 @@ pub enum Fault {
     Delay(Duration),
     /// 400 with the plugin's JSON syntax-error body.
     Status400Json,
+    /// 200 with the plugin's headers and a body cut in the middle of its JSON (a PHP that
+    /// died mid-`echo`, a proxy buffer limit); `Content-Length` matches what was sent.
+    InvalidJson200,
+    /// 200 whose `Content-Length` announces more bytes than are sent before the connection
+    /// closes (a truncated transfer).
+    Truncated200,
+    /// Accepts the request and never answers (a hung PHP worker or proxy); not processed.
+    Stall,
+}
+
+/// A lasting fault on one endpoint (an outage of that script), until [`Double::heal`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outage {
+    /// The API directory: `agents`, `jobs`, `scans`, `states`, `alerts`, `avconfigs`,
+    /// `schedulers`.
+    pub endpoint: String,
+    /// Only requests with this method (`GET` for GET jobs); `None`: every method.
+    pub method: Option<String>,
+    pub fault: Fault,
+    /// Matching requests served normally before the outage begins ("fails mid-way").
+    pub after: u32,
 }
 
 /// One request that reached the double (API side; admin routes excluded).
@@ -193,6 +214,7 @@ pub(crate) struct State {
     pub db: Db,
     pub cfg: DoubleConfig,
     pub faults: VecDeque<Fault>,
+    pub outages: Vec<Outage>,
     pub delay: Duration,
     pub requests: Vec<RecordedRequest>,
     pub violations: Vec<String>,
@@ -257,6 +279,7 @@ impl Double {
                 db: Db::default(),
                 cfg,
                 faults: VecDeque::new(),
+                outages: Vec::new(),
                 delay: Duration::ZERO,
                 requests: Vec::new(),
                 violations: Vec::new(),
@@ -613,6 +636,23 @@ impl Double {
         for _ in 0..count {
             st.faults.push_back(fault);
         }
+    }
+
+    /// Every later request to `endpoint` (with `method`, when given) gets `fault`, after
+    /// `after` normal ones, until [`Double::heal`]. Queued [`Double::inject`] faults apply to
+    /// requests an outage does not match.
+    pub fn outage(&self, endpoint: &str, method: Option<&str>, fault: Fault, after: u32) {
+        self.state().outages.push(Outage {
+            endpoint: endpoint.to_string(),
+            method: method.map(str::to_string),
+            fault,
+            after,
+        });
+    }
+
+    /// Ends every outage: the server is healthy again.
+    pub fn heal(&self) {
+        self.state().outages.clear();
     }
 
     /// Faults still queued.

@@ -284,6 +284,9 @@ pub fn parse_fault(kind: &str, secs: u32, ms: u64) -> Option<Fault> {
         "drop_connection" | "drop" => Fault::DropConnection,
         "delay" => Fault::Delay(Duration::from_millis(ms)),
         "status400_json" | "400" => Fault::Status400Json,
+        "invalid_json200" | "invalid_json" => Fault::InvalidJson200,
+        "truncated200" | "truncated" => Fault::Truncated200,
+        "stall" => Fault::Stall,
         _ => return None,
     })
 }

@@ -74,6 +74,9 @@ pub(crate) fn canned(fault: Fault) -> Option<ApiResponse> {
                 "The server encountered an internal error or\nmisconfiguration and was unable to complete\nyour request.",
             ),
         ),
-        Fault::DropConnection | Fault::Delay(_) => return None,
+        Fault::InvalidJson200 => plugin_json(200, "{ \"jobs\": [{\"job_id\": 12, \"job_type\": \"Scan\", \"job_priority\": \"2\", \"obj\": {\"scan_name\": \"Full"),
+        // The whole answer; the router sends only its first half (see `routes::truncated`).
+        Fault::Truncated200 => plugin_json(200, "{\"agent_id\": 1,\"scheduler_id\": 1}"),
+        Fault::DropConnection | Fault::Delay(_) | Fault::Stall => return None,
     })
 }

@@ -2,6 +2,7 @@
 //! 301 for the slash-less form), the admin side under `/admin/`, and the
 //! traffic log / fault queue around every API request.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -245,6 +246,56 @@ fn process(shared: &Shared, inc: &Incoming, ep: Endpoint, fault: Option<Fault>) 
     handled.response
 }
 
+/// A body that announces `len` bytes, sends the first frame, then fails: hyper closes the
+/// connection mid-body, as when a PHP worker dies while answering.
+struct CutBody {
+    first: Option<Bytes>,
+    len: u64,
+    /// The failure comes a moment later, so that hyper flushes what was sent.
+    dies: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        if let Some(b) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b))));
+        }
+        if self.dies.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "worker died mid-answer",
+        ))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.len)
+    }
+}
+
+/// `r` with its `Content-Length` but only the first half of its body.
+fn truncated(r: ApiResponse) -> Response {
+    let len = r.body.len() as u64;
+    let half = Bytes::copy_from_slice(&r.body[..r.body.len() / 2]);
+    let mut resp = to_response(ApiResponse {
+        body: Vec::new(),
+        ..r
+    });
+    *resp.body_mut() = Body::new(CutBody {
+        first: Some(half),
+        len,
+        dies: Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50))),
+    });
+    resp
+}
+
 async fn api_request(
     shared: Arc<Shared>,
     inc: Incoming,
@@ -253,9 +304,34 @@ async fn api_request(
 ) -> Response {
     let (fault, delay) = {
         let mut st = shared.lock();
-        (st.faults.pop_front(), st.delay)
+        let outage = st.outages.iter_mut().find(|o| {
+            o.endpoint == ep.name() && o.method.as_deref().is_none_or(|m| m == inc.method)
+        });
+        let fault = match outage {
+            Some(o) if o.after > 0 => {
+                o.after -= 1;
+                None
+            }
+            Some(o) => Some(o.fault),
+            None => st.faults.pop_front(),
+        };
+        (fault, st.delay)
     };
     let response = match fault {
+        Some(Fault::Truncated200) => {
+            let r = canned(Fault::Truncated200).unwrap_or(ApiResponse {
+                status: 500,
+                headers: Vec::new(),
+                body: Vec::new(),
+            });
+            record(&mut shared.lock(), &inc, Some(&r), fault);
+            return truncated(r);
+        }
+        Some(Fault::Stall) => {
+            record(&mut shared.lock(), &inc, None, fault);
+            // Never answers; the client's timeout (or the double's shutdown) ends it.
+            return std::future::pending::<Response>().await;
+        }
         Some(Fault::DropConnection) => {
             record(&mut shared.lock(), &inc, None, fault);
             if let Some(k) = killer {
