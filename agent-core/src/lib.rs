@@ -9,16 +9,20 @@
 //! 3. [`session`]: one run's [`session::Context`], [`session::AgentError`] and the enrolled
 //!    session with its outbox delivery;
 //! 4. [`jobs`] (the job engine) and [`tasks`];
-//! 5. [`app`]: dispatch only.
+//! 5. [`daemon`]: the long-running agent;
+//! 6. [`service`]: the Windows service around the daemon;
+//! 7. [`app`]: dispatch only.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod identity;
 pub mod jobs;
 pub mod logging;
 pub mod plugins;
 pub mod schedule;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod tasks;

@@ -26,6 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config, cli", &["config", "cli", "logging"]),
     ("context and session", &["session"]),
     ("job engine and tasks", &["jobs", "tasks"]),
+    ("daemon", &["daemon"]),
+    ("Windows service around the daemon", &["service"]),
     ("dispatch", &["app"]),
 ];
 
