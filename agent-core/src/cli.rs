@@ -34,7 +34,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         exit::COMMAND_LINE,
-        "bad command line (unknown task or option, -t Scan without --path or with a missing path)",
+        "bad command line (unknown task or option, -t Scan without --path or with a missing path, service outside Windows)",
     ),
     (
         exit::CONFIG,
@@ -281,6 +281,12 @@ pub enum Command {
         #[command(subcommand)]
         action: BackendAction,
     },
+    /// Manage the Windows service that runs the daemon (Windows only: on Linux the package's
+    /// systemd unit does this; elsewhere these exit 2)
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -306,6 +312,23 @@ pub enum BackendAction {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `armadito-agent service …` (Windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum ServiceAction {
+    /// Register the service (automatic start, as LocalSystem, restarted on failure); a -c FILE
+    /// given here is stored in its command line
+    Install,
+    /// Stop the service if it runs, then remove it
+    Uninstall,
+    /// Start the installed service
+    Start,
+    /// Stop the service and wait until it has stopped
+    Stop,
+    /// The service's own entry point, started by the Service Control Manager
+    #[command(hide = true)]
+    Run,
 }
 
 /// Old single-dash long options that clap cannot express: `-wr N` and `-av NAME`.

@@ -10,7 +10,8 @@
 //!    session with its outbox delivery;
 //! 4. [`jobs`] (the job engine) and [`tasks`];
 //! 5. [`daemon`]: the long-lived service that schedules tasks and jobs;
-//! 6. [`app`]: dispatch only.
+//! 6. [`service`]: the Windows service around the daemon;
+//! 7. [`app`]: dispatch only.
 
 pub mod app;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod jobs;
 pub mod logging;
 pub mod plugins;
 pub mod schedule;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod tasks;

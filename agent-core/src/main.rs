@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use agent_core::app;
-use agent_core::cli::{Cli, Command, normalize_legacy_args};
+use agent_core::cli::{Cli, Command, ServiceAction, normalize_legacy_args};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_legacy_args(std::env::args_os())) {
@@ -16,6 +16,13 @@ fn main() -> ExitCode {
     };
     if let Some(Command::PluginHost { plugin }) = &cli.command {
         return agent_core::plugins::plugin_host_main(plugin);
+    }
+    // The Windows Service Control Manager takes the main thread before any runtime exists.
+    if let Some(Command::Service {
+        action: ServiceAction::Run,
+    }) = &cli.command
+    {
+        return agent_core::service::run_as_service(cli);
     }
     // One thread is enough: a run does one task, its waits are I/O, and backend calls go to
     // `spawn_blocking`. Worker threads would only cost start-up time and memory.

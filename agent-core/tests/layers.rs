@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("context and session", &["session"]),
     ("job engine and tasks", &["jobs", "tasks"]),
     ("the daemon (schedules tasks and jobs)", &["daemon"]),
+    ("Windows service around the daemon", &["service"]),
     ("dispatch", &["app"]),
 ];
 

@@ -21,6 +21,11 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             &crate::cli::render_man().map_err(|e| AgentError::Task(e.to_string()))?,
         );
     }
+    // The Windows service commands act on the Service Control Manager only: no configuration
+    // (install loads the file it registers itself).
+    if let Some(Command::Service { action }) = &cli.command {
+        return crate::service::control(*action, &cli.options);
+    }
     if cli.list_tasks {
         print!("{}", crate::cli::list_tasks());
         return Ok(());
@@ -70,7 +75,12 @@ async fn dispatch(ctx: &Context) -> Result<(), AgentError> {
         Some(Command::Backend {
             action: crate::cli::BackendAction::InstallHook { force },
         }) => return tasks::plugins::install_hook(ctx, *force),
-        Some(Command::PluginHost { .. } | Command::Completions { .. } | Command::Man) => {
+        Some(
+            Command::PluginHost { .. }
+            | Command::Completions { .. }
+            | Command::Man
+            | Command::Service { .. },
+        ) => {
             return Err(AgentError::Usage(
                 "internal: subcommand handled by main".into(),
             ));
