@@ -73,8 +73,9 @@ pub fn notify_systemd(state: SystemdState<'_>) {
     let _ = state;
 }
 
-/// What [`notify_systemd`] says.
+/// What [`notify_systemd`] says (nothing is read off Unix, where there is no systemd).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub enum SystemdState<'a> {
     Ready(&'a str),
     Reloading,

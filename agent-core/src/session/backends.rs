@@ -32,11 +32,14 @@ pub trait BackendSource: Send + Sync {
     fn lease(&self, ctx: &Context) -> Result<BackendLease, AgentError>;
 }
 
+/// A started backend and the registry that owns its plugin host.
+type Started = (Arc<Registry>, Arc<dyn Backend>);
+
 /// One-shot runs: the backend is started on first need (one plugin host) and kept until the
 /// run ends.
 #[derive(Default)]
 pub struct OneShot {
-    started: Mutex<Option<(Arc<Registry>, Arc<dyn Backend>)>>,
+    started: Mutex<Option<Started>>,
 }
 
 impl BackendSource for OneShot {
