@@ -19,8 +19,9 @@ pub enum IdentityError {
     Store(#[from] StoreError),
 }
 
-/// Where a UUID came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a UUID came from (stored as lowercase text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum UuidSource {
     Config,
     Smbios,
@@ -31,13 +32,7 @@ pub enum UuidSource {
 
 impl UuidSource {
     pub fn as_str(self) -> &'static str {
-        match self {
-            UuidSource::Config => "config",
-            UuidSource::Smbios => "smbios",
-            UuidSource::Dmidecode => "dmidecode",
-            UuidSource::Wmi => "wmi",
-            UuidSource::Generated => "generated",
-        }
+        self.into()
     }
 }
 
@@ -152,6 +147,17 @@ fn run_for_uuid(program: &str, args: &[&str]) -> Option<MachineUuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stored spelling of each source (the `identity.source` column).
+    #[test]
+    fn uuid_sources_are_stored_lowercase() {
+        use UuidSource::*;
+        let names: Vec<&str> = [Config, Smbios, Dmidecode, Wmi, Generated]
+            .into_iter()
+            .map(UuidSource::as_str)
+            .collect();
+        assert_eq!(names, ["config", "smbios", "dmidecode", "wmi", "generated"]);
+    }
 
     #[test]
     fn configured_uuid_wins_and_is_recorded() {

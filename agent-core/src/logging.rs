@@ -4,10 +4,15 @@
 //! Nothing secret is logged anywhere in the agent: the enrollment key and passwords live in
 //! types whose `Debug` hides them, and request bodies of `POST api/agents` are never logged.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use file_rotate::compression::Compression;
+use file_rotate::suffix::AppendCount;
+use file_rotate::{ContentLimit, FileRotate};
+use parking_lot::Mutex;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -77,78 +82,70 @@ impl<'a> MakeWriter<'a> for Writer {
 
 /// A log file rotated by size: `agent.log` → `agent.log.1` → … → `agent.log.<keep>` (dropped).
 /// Rotation happens before a write that would cross `max_size`, so records are never split.
+/// `file-rotate` does the renaming and pruning; the size policy stays here because its own
+/// byte limits either split a record or let the file grow past the limit.
 #[derive(Clone)]
 pub struct RotatingFile {
     inner: Arc<Mutex<RotState>>,
 }
 
 struct RotState {
-    path: PathBuf,
-    file: File,
+    file: FileRotate<AppendCount>,
     size: u64,
     max_size: u64,
-    keep: u32,
 }
 
 impl RotatingFile {
     pub fn open(path: &Path, max_size: u64, keep: u32) -> Result<Self, LogError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LogError::File {
-                path: path.into(),
-                source,
-            })?;
-        }
-        let file = open_append(path).map_err(|source| LogError::File {
+        let err = |source| LogError::File {
             path: path.into(),
             source,
-        })?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        };
+        // Create and open it here first: `FileRotate` panics on a folder it cannot create and
+        // drops records silently when it cannot open the file.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        let size = open_options()
+            .open(path)
+            .map_err(err)?
+            .metadata()
+            .map_err(err)?
+            .len();
+        // An absolute path: `FileRotate` needs a parent folder, even for `agent.log`.
+        let path = std::path::absolute(path).map_err(err)?;
+        let file = FileRotate::new(
+            path,
+            AppendCount::new(keep as usize),
+            ContentLimit::None,
+            Compression::None,
+            Some(open_options()),
+        );
         Ok(Self {
             inner: Arc::new(Mutex::new(RotState {
-                path: path.into(),
                 file,
                 size,
                 max_size,
-                keep,
             })),
         })
     }
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
+/// Append-only and private (0600): scan paths and server URLs are nobody else's business.
+fn open_options() -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.create(true).append(true);
+    o.read(true).create(true).append(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o640);
-    o.open(path)
-}
-
-impl RotState {
-    fn rotate(&mut self) -> io::Result<()> {
-        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
-        if self.keep == 0 {
-            self.file = OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&self.path)?;
-        } else {
-            let _ = std::fs::remove_file(name(self.keep));
-            for i in (1..self.keep).rev() {
-                let _ = std::fs::rename(name(i), name(i + 1));
-            }
-            std::fs::rename(&self.path, name(1))?;
-            self.file = open_append(&self.path)?;
-        }
-        self.size = 0;
-        Ok(())
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
 }
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.inner.lock();
         if st.size > 0 && st.size + buf.len() as u64 > st.max_size {
-            st.rotate()?;
+            st.file.rotate()?;
+            st.size = 0;
         }
         st.file.write_all(buf)?;
         st.size += buf.len() as u64;
@@ -156,11 +153,7 @@ impl Write for RotatingFile {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .file
-            .flush()
+        self.inner.lock().file.flush()
     }
 }
 
@@ -190,5 +183,65 @@ mod tests {
                 .starts_with("04")
         );
         assert!(!tmp.path().join("agent.log.3").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("logs/agent.log");
+        let mut f = RotatingFile::open(&path, 10, 1).unwrap();
+        f.write_all(b"first record\n").unwrap();
+        f.write_all(b"second record\n").unwrap();
+        for p in [path.clone(), tmp.path().join("logs/agent.log.1")] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
+
+    /// A restart appends to the existing file and counts its size toward the limit.
+    #[test]
+    fn reopening_appends_and_counts_the_existing_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent.log");
+        RotatingFile::open(&path, 100, 1)
+            .unwrap()
+            .write_all(&[b'a'; 60])
+            .unwrap();
+        let mut f = RotatingFile::open(&path, 100, 1).unwrap();
+        f.write_all(&[b'b'; 30]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 90);
+        f.write_all(&[b'c'; 30]).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), vec![b'c'; 30]);
+        assert_eq!(
+            std::fs::metadata(tmp.path().join("agent.log.1"))
+                .unwrap()
+                .len(),
+            90
+        );
+    }
+
+    /// `keep = 0`: rotation starts the file afresh and keeps no old file.
+    #[test]
+    fn keep_zero_keeps_only_the_current_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent.log");
+        let mut f = RotatingFile::open(&path, 10, 0).unwrap();
+        f.write_all(b"0123456789").unwrap();
+        f.write_all(b"abc").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn unopenable_file_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blocker = tmp.path().join("file");
+        std::fs::write(&blocker, b"").unwrap();
+        let err = RotatingFile::open(&blocker.join("agent.log"), 10, 1)
+            .err()
+            .unwrap();
+        assert!(matches!(err, LogError::File { .. }), "{err}");
     }
 }

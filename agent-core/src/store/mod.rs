@@ -127,6 +127,10 @@ impl Store {
                 supported,
             },
             migrations::MigrationError::Sqlite(e) => classify(dir, e),
+            migrations::MigrationError::Runner(detail) => StoreError::Write {
+                dir: dir.to_path_buf(),
+                detail: format!("schema migration failed: {detail}"),
+            },
         })?;
         Ok(store)
     }

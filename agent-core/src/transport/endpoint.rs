@@ -6,10 +6,21 @@
 //! when the previous attempt provably never reached the server (connection refused, DNS failure,
 //! connect timeout), because the server acts on it with a non-idempotent side effect.
 
-use std::fmt;
-
 /// An API endpoint of the Armadito GLPI plugin (`<server>/api/<name>/`, server-api.md §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Its text (`name`, `Display`, `FromStr`) is the path segment, also stored in the outbox.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Endpoint {
     /// `POST agents/`: enrollment.
     Agents,
@@ -30,24 +41,16 @@ pub enum Endpoint {
 /// The HTTP methods the agent uses. The server never checks the method (server-api.md §1.2), but
 /// the method still says what the agent means, and `GET jobs` differs from `POST jobs` in replay
 /// safety.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Method {
     Get,
     Post,
 }
 
 impl Method {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -84,16 +87,8 @@ impl Endpoint {
     ];
 
     /// The path segment under `api/`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Endpoint::Agents => "agents",
-            Endpoint::Jobs => "jobs",
-            Endpoint::Scans => "scans",
-            Endpoint::States => "states",
-            Endpoint::Alerts => "alerts",
-            Endpoint::AvConfigs => "avconfigs",
-            Endpoint::Schedulers => "schedulers",
-        }
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 
     /// Whether `method` on this endpoint may be re-sent after it may have reached the server.
@@ -111,12 +106,6 @@ impl Endpoint {
             (Endpoint::Agents, _) | (Endpoint::Jobs, Method::Get) => ReplaySafety::UnsentOnly,
             _ => ReplaySafety::Safe,
         }
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -138,6 +127,22 @@ mod tests {
                 "avconfigs",
                 "schedulers"
             ]
+        );
+    }
+
+    #[test]
+    fn all_is_every_endpoint_and_names_parse_back() {
+        use strum::VariantArray;
+        assert_eq!(Endpoint::ALL.as_slice(), Endpoint::VARIANTS);
+        for e in Endpoint::ALL {
+            assert_eq!(e.name().parse::<Endpoint>(), Ok(e));
+            assert_eq!(e.to_string(), e.name());
+        }
+        assert!("Jobs".parse::<Endpoint>().is_err());
+        assert!("api".parse::<Endpoint>().is_err());
+        assert_eq!(
+            (Method::Get.as_str(), Method::Post.to_string()),
+            ("GET", "POST".into())
         );
     }
 

@@ -62,7 +62,7 @@ pub fn normalize_server_url(server: &str) -> Result<Url, TransportError> {
     let mut segments = path.rsplit('/');
     let last = segments.next().unwrap_or("");
     let before_last = segments.next().unwrap_or("");
-    if last == "api" || (before_last == "api" && Endpoint::ALL.iter().any(|e| e.name() == last)) {
+    if last == "api" || (before_last == "api" && last.parse::<Endpoint>().is_ok()) {
         return Err(invalid(format!(
             "it must be the plugin directory, not an API URL; expected e.g. {EXAMPLE}"
         )));

@@ -8,7 +8,19 @@ use super::types::{MachineUuid, WireError};
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The tasks the old agent knew, spelled exactly as on its command line and in `task.name`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 pub enum TaskName {
     #[value(name = "Enrollment")]
     Enrollment,
@@ -41,16 +53,7 @@ impl TaskName {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            TaskName::Enrollment => "Enrollment",
-            TaskName::Scheduler => "Scheduler",
-            TaskName::Getjobs => "Getjobs",
-            TaskName::Runjobs => "Runjobs",
-            TaskName::State => "State",
-            TaskName::Scan => "Scan",
-            TaskName::Alerts => "Alerts",
-            TaskName::AVConfig => "AVConfig",
-        }
+        self.into()
     }
 
     /// What the task does, for `--list-tasks` and the man page.
@@ -73,12 +76,6 @@ impl TaskName {
             TaskName::Alerts => "report new detections (POST api/alerts)",
             TaskName::AVConfig => "report and apply the antivirus configuration (api/avconfigs)",
         }
-    }
-}
-
-impl std::fmt::Display for TaskName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -167,5 +164,34 @@ impl<T: Serialize> Envelope<T> {
     /// Compact JSON bytes, fields in declaration order.
     pub fn to_body(&self) -> Result<Vec<u8>, WireError> {
         serde_json::to_vec(self).map_err(|e| WireError::Encode(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_are_the_old_agents_spelling() {
+        use strum::VariantArray;
+        assert_eq!(TaskName::ALL.as_slice(), TaskName::VARIANTS);
+        let names: Vec<&str> = TaskName::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Enrollment",
+                "Scheduler",
+                "Getjobs",
+                "Runjobs",
+                "State",
+                "Scan",
+                "Alerts",
+                "AVConfig"
+            ]
+        );
+        for t in TaskName::ALL {
+            assert_eq!(t.to_string(), t.as_str());
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
     }
 }

@@ -143,15 +143,11 @@ impl UnixTime {
 
     /// `YYYY-MM-DD HH:MM:SS` in UTC: the MySQL DATETIME literal the server stores raw (scan `end_time`).
     pub fn mysql_datetime_utc(self) -> String {
-        let days = self.0.div_euclid(86_400);
-        let rem = self.0.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-            rem / 3600,
-            (rem % 3600) / 60,
-            rem % 60
-        )
+        match chrono::DateTime::from_timestamp(self.0, 0) {
+            Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            // Unreachable: ten-digit seconds (2001..2286) are well inside chrono's range.
+            None => String::new(),
+        }
     }
 }
 
@@ -161,21 +157,6 @@ pub(crate) fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-/// Howard Hinnant's `civil_from_days`: exact for every i64 day count we can produce.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A scan duration, sent as `PT<h>H<m>M<s>S` with integer fields (PHP `DateInterval` rejects
@@ -265,6 +246,15 @@ mod tests {
         assert_eq!(
             UnixTime::new(1_479_467_793).unwrap().mysql_datetime_utc(),
             "2016-11-18 11:16:33"
+        );
+        // the ends of the ten-digit range
+        assert_eq!(
+            UnixTime::new(UnixTime::MIN).unwrap().mysql_datetime_utc(),
+            "2001-09-09 01:46:40"
+        );
+        assert_eq!(
+            UnixTime::new(UnixTime::MAX).unwrap().mysql_datetime_utc(),
+            "2286-11-20 17:46:39"
         );
         // a leap day
         assert_eq!(

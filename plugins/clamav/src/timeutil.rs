@@ -2,11 +2,14 @@
 //!
 //! Invariants:
 //! * clamd formats times with `ctime()`, i.e. in the host's *local* time zone and without a
-//!   zone marker, so converting them needs the C library's view of local time (`mktime`).
-//!   Both sides run on the same host, which makes that conversion exact.
+//!   zone marker, so converting them needs the host's zone rules (`TZ` or /etc/localtime, read
+//!   by `chrono` as the C library reads them). Both sides run on the same host.
+//! * Calendar arithmetic is `chrono`'s; this module only reads the text.
 //! * Parsers return `None` on anything unexpected; they never panic on input.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
 
 /// Current unix time in seconds.
 pub fn now() -> i64 {
@@ -106,40 +109,28 @@ pub fn parse_ctime_local(text: &str) -> Option<i64> {
     local_to_unix(civil)
 }
 
-/// Interpret civil time in the host's local zone (what clamd's `ctime()` used).
-pub fn local_to_unix(c: Civil) -> Option<i64> {
-    // SAFETY: `tm` is a plain C struct; zero is a valid value for every field (tm_zone is a
-    // nullable pointer). `mktime` only reads and normalises the struct we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    tm.tm_year = c.year.checked_sub(1900)?;
-    tm.tm_mon = c.month as i32 - 1;
-    tm.tm_mday = c.day as i32;
-    tm.tm_hour = c.hour as i32;
-    tm.tm_min = c.minute as i32;
-    tm.tm_sec = c.second as i32;
-    tm.tm_isdst = -1;
-    // SAFETY: see above; mktime is thread-safe as long as nobody mutates TZ concurrently.
-    let t = unsafe { libc::mktime(&mut tm) };
-    if t == -1 { None } else { Some(t as i64) }
+impl Civil {
+    /// The same fields as a `chrono` date-time; `None` for a date that does not exist
+    /// (`Feb 30`). A leap second (`:60`) counts as the second before it.
+    fn to_naive(self) -> Option<NaiveDateTime> {
+        NaiveDate::from_ymd_opt(self.year, self.month, self.day)?.and_hms_opt(
+            self.hour,
+            self.minute,
+            self.second.min(59),
+        )
+    }
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Interpret civil time in the host's local zone (what clamd's `ctime()` used). A time
+/// repeated by a DST change is the earlier instant; a time the change skipped is `None`.
+pub fn local_to_unix(c: Civil) -> Option<i64> {
+    let t = Local.from_local_datetime(&c.to_naive()?).earliest()?;
+    Some(t.timestamp())
 }
 
 /// Interpret civil time as UTC.
-pub fn utc_to_unix(c: Civil) -> i64 {
-    days_from_civil(c.year, c.month, c.day) * 86_400
-        + c.hour as i64 * 3600
-        + c.minute as i64 * 60
-        + c.second as i64
+pub fn utc_to_unix(c: Civil) -> Option<i64> {
+    Some(c.to_naive()?.and_utc().timestamp())
 }
 
 #[cfg(test)]
@@ -161,7 +152,7 @@ mod tests {
                 second: 29
             }
         );
-        assert_eq!(utc_to_unix(c), 1_795_632_389);
+        assert_eq!(utc_to_unix(c), Some(1_795_632_389));
         let (c, _) = parse_ctime_prefix("Thu Nov  5 01:02:03 2026").unwrap();
         assert_eq!((c.day, c.hour), (5, 1));
     }
@@ -186,8 +177,7 @@ mod tests {
             second: 0,
         };
         assert_eq!(local_to_unix(c), None);
-        let _ = utc_to_unix(c);
-        let _ = days_from_civil(i32::MIN, 1, 1);
+        assert_eq!(utc_to_unix(c), None);
     }
 
     #[test]
@@ -199,21 +189,54 @@ mod tests {
         assert!(parse_ctime_local("Wed Nov 25 18:46:29 2026 trailing").is_none());
     }
 
+    /// The C library's `mktime`, what this module used before `chrono`.
+    fn libc_mktime(c: Civil) -> i64 {
+        // SAFETY: a zeroed `tm` is valid (tm_zone is a nullable pointer); mktime only
+        // normalises the struct we own.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        tm.tm_year = c.year - 1900;
+        tm.tm_mon = c.month as i32 - 1;
+        tm.tm_mday = c.day as i32;
+        tm.tm_hour = c.hour as i32;
+        tm.tm_min = c.minute as i32;
+        tm.tm_sec = c.second as i32;
+        tm.tm_isdst = -1;
+        unsafe { libc::mktime(&mut tm) as i64 }
+    }
+
+    /// Local time agrees with the C library under whatever `TZ` the tests run (e.g.
+    /// `TZ=Europe/Paris cargo test`), summer and winter, either side of the DST changes.
     #[test]
-    fn local_time_matches_libc_localtime() {
-        // Round trip through the C library: whatever the zone, localtime(mktime(x)) == x.
-        let t = parse_ctime_local("Wed Nov 25 18:46:29 2026").unwrap();
-        let utc = utc_to_unix(parse_ctime_prefix("Wed Nov 25 18:46:29 2026").unwrap().0);
-        assert!(
-            (t - utc).abs() <= 14 * 3600,
-            "offset beyond any real zone: {}",
-            t - utc
-        );
+    fn local_time_matches_libc_mktime() {
+        for text in [
+            "Wed Nov 25 18:46:29 2026",
+            "Sun Mar 29 01:59:59 2026",
+            "Sun Mar 29 03:00:00 2026",
+            "Sun Jul 12 12:00:00 2026",
+            "Sun Oct 25 00:59:59 2026",
+            "Sun Oct 25 03:00:00 2026",
+            "Thu Jan  1 00:00:00 2037",
+        ] {
+            let civil = parse_ctime_prefix(text).unwrap().0;
+            assert_eq!(parse_ctime_local(text), Some(libc_mktime(civil)), "{text}");
+        }
     }
 
     #[test]
-    fn epoch_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    fn utc_dates() {
+        let c = |year, month, day| Civil {
+            year,
+            month,
+            day,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        assert_eq!(utc_to_unix(c(1970, 1, 1)), Some(0));
+        assert_eq!(utc_to_unix(c(2000, 3, 1)), Some(11_017 * 86_400));
+        assert_eq!(utc_to_unix(c(2024, 2, 29)), Some(1_709_164_800));
+        // dates that do not exist
+        assert_eq!(utc_to_unix(c(2023, 2, 29)), None);
+        assert_eq!(local_to_unix(c(2026, 4, 31)), None);
     }
 }

@@ -6,9 +6,8 @@
 //! * PowerShell 7: ISO 8601 `2024-06-04T08:06:27.1234567-07:00` (or without offset = UTC).
 //! * `mdatp`: epoch milliseconds as a JSON string (`"1691587153787"`) or number.
 
+use chrono::DateTime;
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Unix milliseconds of a JSON date in any of the forms above; `None` for null, empty,
 /// unparseable or pre-1970 (`0001-01-01`, Defender's "never") values.
@@ -39,10 +38,10 @@ fn parse_str(s: &str) -> Option<i64> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().ok();
     }
-    let parsed = OffsetDateTime::parse(s, &Rfc3339)
-        .or_else(|_| OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339))
+    let parsed = DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_rfc3339(&format!("{s}Z")))
         .ok()?;
-    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+    Some(parsed.timestamp_millis())
 }
 
 #[cfg(test)]

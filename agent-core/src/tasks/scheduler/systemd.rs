@@ -450,37 +450,6 @@ mod tests {
 
     // ---- cross-check against systemd itself ---------------------------------------------------
 
-    /// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    fn civil_from_days(z: i64) -> (i64, u32, u32) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        (
-            if m <= 2 {
-                yoe + era * 400 + 1
-            } else {
-                yoe + era * 400
-            },
-            m,
-            d,
-        )
-    }
-
     /// How far ahead the two are compared (covers one February 29th).
     const HORIZON: i64 = 4 * 366 * 86_400;
 
@@ -489,16 +458,14 @@ mod tests {
         let mut out = Vec::new();
         let mut t = (base / 60 + 1) * 60;
         while out.len() < n && t < base + HORIZON {
-            let days = t.div_euclid(86_400);
-            let (_, month, dom) = civil_from_days(days);
-            let dow = (days + 4).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
-            let secs = t.rem_euclid(86_400);
+            use chrono::{Datelike, Timelike};
+            let dt = chrono::DateTime::from_timestamp(t, 0).unwrap();
             if expr.matches(
-                (secs / 60 % 60) as u32,
-                (secs / 3600) as u32,
-                dom,
-                month,
-                dow,
+                dt.minute(),
+                dt.hour(),
+                dt.day(),
+                dt.month(),
+                dt.weekday().num_days_from_sunday(),
             ) {
                 out.push(t);
             }
@@ -537,9 +504,9 @@ mod tests {
             if w.len() < 3 {
                 continue; // "never"
             }
-            let d: Vec<i64> = w[1].split('-').map(|x| x.parse().unwrap()).collect();
-            let h: Vec<i64> = w[2].split(':').map(|x| x.parse().unwrap()).collect();
-            times.push(days_from_civil(d[0], d[1], d[2]) * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]);
+            let when = format!("{} {}", w[1], w[2]);
+            let dt = chrono::NaiveDateTime::parse_from_str(&when, "%Y-%m-%d %H:%M:%S").unwrap();
+            times.push(dt.and_utc().timestamp());
         }
         Some(times)
     }

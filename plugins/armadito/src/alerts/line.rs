@@ -1,11 +1,12 @@
 //! One `armadito-journal` syslog line into a detection (backends.md A.5).
 //!
-//! Invariants: no I/O except the C library's local-time rules (BSD syslog stamps are local
-//! time without a year or zone). Lines of other programs, other journal types (start,
+//! Invariants: no I/O except the host's time-zone rules, read by `chrono` (BSD syslog stamps
+//! are local time without a year or zone). Lines of other programs, other journal types (start,
 //! completed, quarantine, real_time_prot) and clean verdicts give `None`.
 
 use std::sync::OnceLock;
 
+use chrono::{DateTime, Datelike, Local, NaiveDate, TimeZone};
 use regex::Regex;
 
 /// A detection read from the journal.
@@ -32,7 +33,7 @@ fn rfc3339_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     R.get_or_init(|| {
         Regex::new(
-            r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2}) \S+ armadito-journal(?:\[\d+\])?: (.*)$",
+            r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) \S+ armadito-journal(?:\[\d+\])?: (.*)$",
         )
         .expect("static regex")
     })
@@ -52,55 +53,33 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// Local civil time → unix seconds (the C library's zone rules, DST resolved by mktime).
+/// Local civil time → unix seconds by the host's zone rules (`TZ` or /etc/localtime). A time
+/// repeated by a DST change is the earlier instant; a time the change skipped is `None`.
 fn local_to_unix(y: i32, mon: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
-    // SAFETY: `tm` is fully initialised; mktime only reads and normalises it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mon as i32 - 1;
-    tm.tm_mday = d as i32;
-    tm.tm_hour = h as i32;
-    tm.tm_min = mi as i32;
-    tm.tm_sec = s as i32;
-    tm.tm_isdst = -1;
-    let t = unsafe { libc::mktime(&mut tm) };
-    (t != -1).then_some(t)
+    let naive = NaiveDate::from_ymd_opt(y, mon, d)?.and_hms_opt(h, mi, s)?;
+    Some(Local.from_local_datetime(&naive).earliest()?.timestamp())
 }
 
-fn current_year(now: i64) -> i32 {
-    (1970 + now.div_euclid(31_556_952)) as i32
+/// The local calendar year at `now`.
+fn current_year(now: i64) -> Option<i32> {
+    Some(
+        DateTime::from_timestamp(now, 0)?
+            .with_timezone(&Local)
+            .year(),
+    )
 }
 
 /// The stamp and message of an `armadito-journal` line; `now` resolves the BSD format's
 /// missing year (a date more than a day ahead belongs to the previous year).
 pub fn split_line(line: &str, now: i64) -> Option<(i64, &str)> {
     if let Some(c) = rfc3339_re().captures(line) {
-        let n = |i: usize| c[i].parse::<i64>().ok();
-        let days = days_from_civil(n(1)?, n(2)?, n(3)?);
-        let mut t = days * 86400 + n(4)? * 3600 + n(5)? * 60 + n(6)?;
-        let zone = &c[7];
-        if zone != "Z" {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let h: i64 = zone[1..3].parse().ok()?;
-            let m: i64 = zone[4..6].parse().ok()?;
-            t -= sign * (h * 3600 + m * 60);
-        }
-        return Some((t, c.get(8)?.as_str()));
+        let t = DateTime::parse_from_rfc3339(&c[1]).ok()?;
+        return Some((t.timestamp(), c.get(2)?.as_str()));
     }
     let c = bsd_re().captures(line)?;
     let mon = MONTHS.iter().position(|m| *m == &c[1])? as u32 + 1;
     let p = |i: usize| c[i].parse::<u32>().ok();
-    let year = current_year(now);
+    let year = current_year(now)?;
     let mut t = local_to_unix(year, mon, p(2)?, p(3)?, p(4)?, p(5)?)?;
     if t > now + 86400 {
         t = local_to_unix(year - 1, mon, p(2)?, p(3)?, p(4)?, p(5)?)?;
