@@ -125,10 +125,9 @@ mod cli {
         std::thread::scope(|s| {
             for _ in 0..args.jobs.max(1) {
                 s.spawn(|| {
-                    loop {
-                        let Some(t) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                            break;
-                        };
+                    // The lock is released inside the closure, before the target runs.
+                    let next = || queue.lock().ok().and_then(|mut q| q.next());
+                    while let Some(t) = next() {
                         let o = fuzz(&t, &settings);
                         println!("{}", row(&o));
                         for c in &o.crashes {

@@ -3,7 +3,6 @@
 
 use std::io::Cursor as IoCursor;
 
-use arbitrary::Unstructured;
 use armadito_backend_clamav::alerts::Cursor;
 use armadito_backend_clamav::alerts::logfile::{Joiner, parse_line};
 use armadito_backend_clamav::alerts::spool::{Parsed, SpoolRecord, parse_record};
@@ -255,5 +254,4 @@ fn run_conf(d: &[u8]) {
     for word in t.split_whitespace().take(50) {
         let _ = (parse_bool(word), parse_size(word));
     }
-    let _ = Unstructured::new(&[]);
 }
