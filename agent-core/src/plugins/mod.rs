@@ -37,6 +37,8 @@
 //! itself) with exactly these arguments.
 
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 mod inprocess;
 mod loader;

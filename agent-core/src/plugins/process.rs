@@ -100,7 +100,11 @@ impl Chatter {
 
 /// One line of at most `max` bytes (newline removed) into `buf`. `Ok(false)` at EOF;
 /// `Err(InvalidData)` when the line is longer (the excess is not consumed).
-fn read_line_bounded(r: &mut impl BufRead, max: usize, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+pub(super) fn read_line_bounded(
+    r: &mut impl BufRead,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     use std::io::Read;
     buf.clear();
     let n = r.by_ref().take(max as u64 + 1).read_until(b'\n', buf)?;

@@ -19,6 +19,7 @@
 //!   (a restart script starting a daemon) cannot hang us.
 
 pub mod cursor;
+pub mod xml;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};

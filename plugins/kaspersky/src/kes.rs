@@ -179,10 +179,24 @@ pub fn threats_page(
     })
 }
 
+/// Why an `avp.com EXPORT` file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Parse(#[from] roxmltree::Error),
+    /// Refused before parsing: the parser would overflow the stack (found by fuzzing).
+    #[error("nested deeper than {0} levels")]
+    TooDeep(usize),
+}
+
 /// `avp.com EXPORT` XML, flattened: each attribute of each element becomes
 /// `path:of:elements[:name]:attribute` (elements carrying a `name` attribute add it, as the
 /// old agent did for `item`s). Read-only: KES settings are changed by policy.
-pub fn export_entries(xml: &str) -> Result<Vec<ConfigEntry>, roxmltree::Error> {
+pub fn export_entries(xml: &str) -> Result<Vec<ConfigEntry>, ExportError> {
+    use armadito_cli_exec::xml::{MAX_DEPTH, nesting_depth};
+    if nesting_depth(xml) > MAX_DEPTH {
+        return Err(ExportError::TooDeep(MAX_DEPTH));
+    }
     let doc = roxmltree::Document::parse(xml)?;
     let mut out = Vec::new();
     for node in doc.descendants().filter(|n| n.is_element()) {
@@ -442,5 +456,19 @@ mod tests {
         assert_eq!(e[0].value, "0");
         assert!(e.iter().all(|e| e.read_only));
         assert!(export_entries("<root>").is_err());
+    }
+
+    /// Fuzzing (kes_windows) found a stack overflow in the XML parser on deep nesting: an
+    /// error now, even on a small stack.
+    #[test]
+    fn deeply_nested_export_is_an_error_not_a_crash() {
+        let deep = "<item name=\"x\">".repeat(5000);
+        let r = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || export_entries(&deep).map(|e| e.len()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(matches!(r, Err(ExportError::TooDeep(_))), "{r:?}");
     }
 }

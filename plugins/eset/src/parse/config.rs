@@ -9,13 +9,22 @@ pub struct Setting {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the ESET settings XML cannot be read: {0}")]
-pub struct XmlError(#[from] roxmltree::Error);
+pub enum XmlError {
+    #[error("the ESET settings XML cannot be read: {0}")]
+    Parse(#[from] roxmltree::Error),
+    /// Refused before parsing: the parser would overflow the stack (found by fuzzing).
+    #[error("the ESET settings XML is nested deeper than {0} levels")]
+    TooDeep(usize),
+}
 
 /// `<ESET><PRODUCT NAME="efs_unix"><ITEM NAME="Settings">…<NODE NAME="Port" TYPE="number"
 /// VALUE="540"/>`: attr = the `ITEM` names joined with `:` plus the `NODE` name; `number`
 /// values are hexadecimal in this format (`540` = 1344) and are given in decimal.
 pub fn xml(text: &str) -> Result<Vec<Setting>, XmlError> {
+    use armadito_cli_exec::xml::{MAX_DEPTH, nesting_depth};
+    if nesting_depth(text) > MAX_DEPTH {
+        return Err(XmlError::TooDeep(MAX_DEPTH));
+    }
     let doc = roxmltree::Document::parse(text)?;
     let mut out = Vec::new();
     for node in doc.descendants().filter(|n| n.has_tag_name("NODE")) {
@@ -119,6 +128,20 @@ mod tests {
             ]
         );
         assert!(xml("<ESET><ITEM").is_err());
+    }
+
+    /// Fuzzing (eset_config) found a stack overflow in the XML parser on deep nesting: an
+    /// error now, even on a small stack.
+    #[test]
+    fn deeply_nested_xml_is_an_error_not_a_crash() {
+        let deep = "<ESET>\n <PRODUSET>".repeat(5000);
+        let r = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || xml(&deep).map(|s| s.len()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(matches!(r, Err(XmlError::TooDeep(_))), "{r:?}");
     }
 
     #[test]
