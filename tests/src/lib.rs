@@ -5,3 +5,4 @@ pub mod defender_fakes;
 pub mod double;
 pub mod fakes;
 pub mod fleet;
+pub mod fleet_sim;

@@ -12,6 +12,10 @@
 //!   schedule, the delay job queued on the server -> status there (`every = "5s"` Getjobs), and
 //!   detection -> alert on the server; ClamAV backend on a real clamd, GLPI double.
 //!
+//! * `bench fleet --agents 10000 [--hours H] [--outage-min 60]`: a simulated fleet paced by
+//!   the daemon's own policy in virtual time; the request rate the server sees (mean, p99 per
+//!   second, peak) in normal operation and after the outage, with and without jitter.
+//!
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
@@ -37,6 +41,8 @@ enum Area {
     State(state::Args),
     /// The daemon: idle CPU and RSS, job and alert delays (ClamAV on a real clamd)
     Daemon(daemon::Args),
+    /// Simulated fleet (daemon policy, virtual time): request rate at the server, outage herd
+    Fleet(fleet::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -63,6 +69,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench daemon: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::Fleet(args) => match fleet::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench fleet: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -102,6 +115,8 @@ fn main() -> ExitCode {
     }
 }
 
+#[path = "bench/fleet.rs"]
+mod fleet;
 #[path = "bench/daemon.rs"]
 mod daemon;
 #[path = "bench/state.rs"]
