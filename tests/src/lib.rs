@@ -6,3 +6,4 @@ pub mod double;
 pub mod fakes;
 pub mod fleet;
 pub mod fleet_sim;
+pub mod soak;

@@ -16,6 +16,9 @@
 //!   the daemon's own policy in virtual time; the request rate the server sees (mean, p99 per
 //!   second, peak) in normal operation and after the outage, with and without jitter.
 //!
+//! * `bench soak --minutes N`: the daemon for N minutes with jobs, detections and State
+//!   flowing (double, real clamd): RSS, open fds, threads, store size, first/last/max.
+//!
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
@@ -43,6 +46,8 @@ enum Area {
     Daemon(daemon::Args),
     /// Simulated fleet (daemon policy, virtual time): request rate at the server, outage herd
     Fleet(fleet::Args),
+    /// The daemon for N minutes with work flowing: RSS, fds, threads, store size
+    Soak(soak::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -76,6 +81,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench fleet: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::Soak(args) => match soak::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench soak: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -117,6 +129,8 @@ fn main() -> ExitCode {
 
 #[path = "bench/fleet.rs"]
 mod fleet;
+#[path = "bench/soak.rs"]
+mod soak;
 #[path = "bench/daemon.rs"]
 mod daemon;
 #[path = "bench/state.rs"]
