@@ -117,28 +117,26 @@ impl RngCore for Midpoint {
     }
 }
 
-enum AgentRng {
-    Seeded(StdRng),
-    Fixed(Midpoint),
-}
+/// An agent's generator: seeded, or `None` for the shared [`Midpoint`] (jitter off).
+struct AgentRng(Option<StdRng>);
 
 impl RngCore for AgentRng {
     fn next_u32(&mut self) -> u32 {
-        match self {
-            AgentRng::Seeded(r) => r.next_u32(),
-            AgentRng::Fixed(r) => r.next_u32(),
+        match &mut self.0 {
+            Some(r) => r.next_u32(),
+            None => Midpoint.next_u32(),
         }
     }
     fn next_u64(&mut self) -> u64 {
-        match self {
-            AgentRng::Seeded(r) => r.next_u64(),
-            AgentRng::Fixed(r) => r.next_u64(),
+        match &mut self.0 {
+            Some(r) => r.next_u64(),
+            None => Midpoint.next_u64(),
         }
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        match self {
-            AgentRng::Seeded(r) => r.fill_bytes(dest),
-            AgentRng::Fixed(r) => r.fill_bytes(dest),
+        match &mut self.0 {
+            Some(r) => r.fill_bytes(dest),
+            None => Midpoint.fill_bytes(dest),
         }
     }
 }
@@ -294,7 +292,11 @@ impl Sim<'_> {
             ScheduledTask::State => {
                 self.enqueue(a, Slot::State, t);
                 self.flush(a, t);
-                if up { Outcome::Success } else { Outcome::Failed }
+                if up {
+                    Outcome::Success
+                } else {
+                    Outcome::Failed
+                }
             }
             ScheduledTask::AvConfig => {
                 if !self.agents[a].avconfig_sent {
@@ -302,13 +304,21 @@ impl Sim<'_> {
                     self.enqueue(a, Slot::AvConfig, t);
                     self.flush(a, t);
                 }
-                if up { Outcome::Success } else { Outcome::Failed }
+                if up {
+                    Outcome::Success
+                } else {
+                    Outcome::Failed
+                }
             }
             ScheduledTask::Scheduler => {
                 self.request(t); // GET schedulers: a failure leaves the local schedule
                 self.enqueue(a, Slot::Scheduler, t);
                 self.flush(a, t);
-                if up { Outcome::Success } else { Outcome::Failed }
+                if up {
+                    Outcome::Success
+                } else {
+                    Outcome::Failed
+                }
             }
             ScheduledTask::Alerts => Outcome::Success,
         }
@@ -344,10 +354,7 @@ pub fn simulate(p: &Params) -> Report {
     let alerts_plan = Plan {
         cadence: Cadence::Every(daemon.alerts_every),
         wait_rand: Duration::from_secs(
-            ScheduledTask::Alerts
-                .default_entry()
-                .wait_rand
-                .unwrap_or(0),
+            ScheduledTask::Alerts.default_entry().wait_rand.unwrap_or(0),
         ),
     };
     // A whole hour: cron minutes line up as on a real clock.
@@ -362,11 +369,10 @@ pub fn simulate(p: &Params) -> Report {
 
     let mut agents: Vec<Agent> = (0..p.agents)
         .map(|i| Agent {
-            rng: if p.jitter {
-                AgentRng::Seeded(StdRng::seed_from_u64(p.seed.wrapping_mul(1_000_003) ^ u64::from(i)))
-            } else {
-                AgentRng::Fixed(Midpoint)
-            },
+            rng: AgentRng(
+                p.jitter
+                    .then(|| StdRng::seed_from_u64(p.seed.wrapping_mul(1_000_003) ^ u64::from(i))),
+            ),
             failures: [0; TASKS.len()],
             outbox: [None; 3],
             avconfig_sent: false,
@@ -430,7 +436,8 @@ pub fn simulate(p: &Params) -> Report {
         if let Some(next) = policy::next_due(&plan, backoff, failures, &now, &mut sim.agents[a].rng)
         {
             let next = u64::try_from((next - start).num_milliseconds()).unwrap_or(u64::MAX);
-            sim.queue.push(Reverse((next.max(t + 1), a as u32, k as u8)));
+            sim.queue
+                .push(Reverse((next.max(t + 1), a as u32, k as u8)));
         }
     }
     let secs = |from: u64, to: u64| &sim.per_second[(from / 1000) as usize..(to / 1000) as usize];

@@ -73,7 +73,7 @@ impl Report {
             "{:<14} {:>10} {:>10} {:>10}\n",
             "measure", "first", "last", "max"
         );
-        let rows: [(&str, fn(&Sample) -> u64); 4] = [
+        let rows: [Row; 4] = [
             ("RSS (kB)", |s| s.rss_kb),
             ("open fds", |s| s.fds),
             ("threads", |s| s.threads),
@@ -94,6 +94,9 @@ impl Report {
         out
     }
 }
+
+/// A table row: its name and how to read it from a sample.
+type Row = (&'static str, fn(&Sample) -> u64);
 
 /// A throw-away clamd, stopped on drop.
 pub struct Clamd {

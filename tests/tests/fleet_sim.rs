@@ -28,10 +28,7 @@ fn a_fleet_recovers_from_an_outage_without_a_herd_and_jitter_is_what_prevents_it
     );
     // The outage was felt: agents kept trying, gently (backoff), not every second.
     assert!(on.attempts_during_outage > u64::from(agents), "{on:?}");
-    assert!(
-        on.attempts_during_outage < 60 * u64::from(agents),
-        "{on:?}"
-    );
+    assert!(on.attempts_during_outage < 60 * u64::from(agents), "{on:?}");
     // Without jitter every agent hits the same second, in normal operation and on recovery.
     assert_eq!(off.normal.peak, agents, "{off:?}");
     assert!(

@@ -29,7 +29,13 @@ fn the_daemon_stays_flat_with_jobs_alerts_and_state_flowing() {
     .unwrap_or_else(|e| panic!("soak: {e}"));
     let table = r.table();
     eprintln!("{table}");
-    let ctx = || format!("{table}\n{:?}\ndaemon log tail:\n{}", r.samples, tail(&r.daemon_log));
+    let ctx = || {
+        format!(
+            "{table}\n{:?}\ndaemon log tail:\n{}",
+            r.samples,
+            tail(&r.daemon_log)
+        )
+    };
 
     // Work flowed.
     assert!(r.jobs_queued >= 30, "{}", ctx());
@@ -39,7 +45,11 @@ fn the_daemon_stays_flat_with_jobs_alerts_and_state_flowing() {
     assert!(r.steady().len() >= 30, "{}", ctx());
 
     let (rss0, rss1) = r.thirds_max(|s| s.rss_kb);
-    assert!(rss1 <= rss0 + 2048, "RSS grew {rss0} -> {rss1} kB\n{}", ctx());
+    assert!(
+        rss1 <= rss0 + 2048,
+        "RSS grew {rss0} -> {rss1} kB\n{}",
+        ctx()
+    );
     let (fd0, fd1) = r.thirds_max(|s| s.fds);
     assert!(fd1 <= fd0 + 2, "fds grew {fd0} -> {fd1}\n{}", ctx());
     let (th0, th1) = r.thirds_max(|s| s.threads);

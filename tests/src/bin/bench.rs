@@ -22,6 +22,8 @@
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
+//! * `bench all`: all of the above once (soak aside), then one summary table.
+//!
 //! Run: `cargo run --release -p armadito-tests --bin bench -- plugins`.
 //! Add an area by adding a variant to [`Area`] and a module below.
 
@@ -46,6 +48,8 @@ enum Area {
     Daemon(daemon::Args),
     /// Simulated fleet (daemon policy, virtual time): request rate at the server, outage herd
     Fleet(fleet::Args),
+    /// Every benchmark once, then one summary table
+    All(all::Args),
     /// The daemon for N minutes with work flowing: RSS, fds, threads, store size
     Soak(soak::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
@@ -81,6 +85,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench fleet: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::All(args) => match all::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench all: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -127,12 +138,14 @@ fn main() -> ExitCode {
     }
 }
 
+#[path = "bench/all.rs"]
+mod all;
+#[path = "bench/daemon.rs"]
+mod daemon;
 #[path = "bench/fleet.rs"]
 mod fleet;
 #[path = "bench/soak.rs"]
 mod soak;
-#[path = "bench/daemon.rs"]
-mod daemon;
 #[path = "bench/state.rs"]
 mod state;
 

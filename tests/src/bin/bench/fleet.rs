@@ -25,7 +25,7 @@ pub struct Args {
 
 /// Runs both modes; returns the jittered report (the daemon's real behaviour).
 pub fn measure(args: &Args) -> Result<(Report, Report)> {
-    if args.agents == 0 || !(args.hours > 0.0) {
+    if args.agents == 0 || args.hours.is_nan() || args.hours <= 0.0 {
         bail!("--agents and --hours must be positive");
     }
     let mut out = Vec::new();
@@ -56,8 +56,14 @@ pub fn run(args: &Args) -> Result<()> {
     let (on, off) = measure(args)?;
     println!(
         "{:<12} {:>12} {:>11} {:>11} {:>14} {:>14} {:>16} {:>8}",
-        "jitter", "normal mean", "normal p99", "normal peak", "recovery mean", "recovery p99",
-        "recovery peak", "peak/p99"
+        "jitter",
+        "normal mean",
+        "normal p99",
+        "normal peak",
+        "recovery mean",
+        "recovery p99",
+        "recovery peak",
+        "peak/p99"
     );
     for (name, r) in [("on (daemon)", &on), ("off", &off)] {
         println!(
@@ -78,7 +84,11 @@ pub fn run(args: &Args) -> Result<()> {
         if ok { "met" } else { "MISSED" }
     );
     if !ok {
-        bail!("recovery peak {} > 2 x normal p99 {}", on.recovery.peak, on.normal.p99);
+        bail!(
+            "recovery peak {} > 2 x normal p99 {}",
+            on.recovery.peak,
+            on.normal.p99
+        );
     }
     Ok(())
 }

@@ -22,8 +22,13 @@ pub fn run(args: &Args) -> Result<()> {
         args.minutes,
         warmup.as_secs()
     );
-    let r = soak::run(total, warmup, Duration::from_secs(5), Duration::from_secs(5))
-        .map_err(|e| anyhow!(e))?;
+    let r = soak::run(
+        total,
+        warmup,
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| anyhow!(e))?;
     print!("{}", r.table());
     Ok(())
 }
