@@ -250,7 +250,7 @@ async fn task_loop(sh: &Shared, task: ScheduledTask) {
             .or_default()
             .next_run = due.as_ref().map(|d| d.timestamp());
         let wait = due.as_ref().map(|d| {
-            (d.clone() - local_now())
+            (*d - local_now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_SLEEP)

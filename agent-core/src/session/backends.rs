@@ -36,8 +36,11 @@ pub trait BackendSource: Send + Sync {
 /// run ends.
 #[derive(Default)]
 pub struct OneShot {
-    started: Mutex<Option<(Arc<Registry>, Arc<dyn Backend>)>>,
+    started: Mutex<Option<Started>>,
 }
+
+/// The registry and the backend it started.
+type Started = (Arc<Registry>, Arc<dyn Backend>);
 
 impl BackendSource for OneShot {
     fn lease(&self, ctx: &Context) -> Result<BackendLease, AgentError> {
