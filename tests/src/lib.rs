@@ -5,4 +5,6 @@ pub mod defender_fakes;
 pub mod double;
 pub mod fakes;
 pub mod fleet;
+pub mod fleet_sim;
 pub mod outbox;
+pub mod soak;

@@ -12,11 +12,19 @@
 //!   schedule, the delay job queued on the server -> status there (`every = "5s"` Getjobs), and
 //!   detection -> alert on the server; ClamAV backend on a real clamd, GLPI double.
 //!
+//! * `bench fleet --agents 10000 [--hours H] [--outage-min 60]`: a simulated fleet paced by
+//!   the daemon's own policy in virtual time; the request rate the server sees (mean, p99 per
+//!   second, peak) in normal operation and after the outage, with and without jitter.
+//!
+//! * `bench soak --minutes N`: the daemon for N minutes with jobs, detections and State
+//!   flowing (double, real clamd): RSS, open fds, threads, store size, first/last/max.
+//!
 //! * `bench clamav [ARGS]`: the ClamAV backend against `clamdscan --multiscan --fdpass` on the
 //!   same generated tree and clamd (runs the crate's `bench_clamav` example; ARGS go to it).
 //!
 //! * `bench outbox`: 10,000 queued one-alert messages drained against the double, coalesced
 //!   (`[outbox] coalesce_alerts = 100`) vs one POST per message: seconds, POSTs sent, ratio.
+//! * `bench all`: all of the above once (soak aside), then one summary table.
 //!
 //! Run: `cargo run --release -p armadito-tests --bin bench -- plugins`.
 //! Add an area by adding a variant to [`Area`] and a module below.
@@ -42,6 +50,12 @@ enum Area {
     Daemon(daemon::Args),
     /// Outbox drain: queued alerts delivered coalesced vs one POST per message
     Outbox(outbox::Args),
+    /// Simulated fleet (daemon policy, virtual time): request rate at the server, outage herd
+    Fleet(fleet::Args),
+    /// Every benchmark once, then one summary table
+    All(all::Args),
+    /// The daemon for N minutes with work flowing: RSS, fds, threads, store size
+    Soak(soak::Args),
     /// ClamAV plugin vs clamdscan --multiscan --fdpass (arguments are passed to bench_clamav)
     Clamav {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -68,6 +82,27 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench daemon: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::Fleet(args) => match fleet::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench fleet: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::All(args) => match all::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench all: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Area::Soak(args) => match soak::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench soak: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -114,8 +149,14 @@ fn main() -> ExitCode {
     }
 }
 
+#[path = "bench/all.rs"]
+mod all;
 #[path = "bench/daemon.rs"]
 mod daemon;
+#[path = "bench/fleet.rs"]
+mod fleet;
+#[path = "bench/soak.rs"]
+mod soak;
 #[path = "bench/state.rs"]
 mod state;
 
