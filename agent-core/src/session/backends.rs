@@ -42,9 +42,6 @@ pub struct OneShot {
     started: Mutex<Option<Started>>,
 }
 
-/// The registry and the backend it started.
-type Started = (Arc<Registry>, Arc<dyn Backend>);
-
 impl BackendSource for OneShot {
     fn lease(&self, ctx: &Context) -> Result<BackendLease, AgentError> {
         let mut started = self.started.lock();
