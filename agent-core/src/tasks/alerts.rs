@@ -54,10 +54,14 @@ pub async fn run_with(
             .alerts_message(&page.detections, UnixTime::now(), &name, "real-time", None)?
             .into_iter()
             .collect();
-        agent
-            .store
-            .enqueue_with_cursor(&messages, &cursor_name, &next)?;
         let advanced = Some(next.clone()) != cursor;
+        // The daemon polls every few seconds: an empty page that leaves the cursor where it
+        // was writes nothing (no write transaction, no WAL growth while idle).
+        if !messages.is_empty() || advanced {
+            agent
+                .store
+                .enqueue_with_cursor(&messages, &cursor_name, &next)?;
+        }
         cursor = Some(next);
         if !page.more || !advanced {
             break;
