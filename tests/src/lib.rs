@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod defender_fakes;
 
+pub mod clamd;
 pub mod double;
 pub mod fakes;
 pub mod fleet;

@@ -2,67 +2,15 @@
 //! double. clamd is started by `tests/clamd/start-clamd.sh` (offline, EICAR-only database).
 //! `.ci/run` installs clamav-daemon; without clamd these tests fail (they never skip silently).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+use armadito_tests::clamd::Clamd;
 use armadito_tests::double::Double;
 use armadito_tests::fleet::{enrolled_agent_with, make_tree};
 
-/// A throw-away clamd, stopped on drop.
-struct Clamd {
-    dir: PathBuf,
-    socket: String,
-    _tmp: tempfile::TempDir,
-}
-
-impl Clamd {
-    fn start() -> Clamd {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("clamd");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/start-clamd.sh");
-        let out = Command::new("sh")
-            .arg(script)
-            .arg(&dir)
-            .output()
-            .expect("run start-clamd.sh");
-        assert!(
-            out.status.success(),
-            "clamd did not start (is clamav-daemon installed? see .ci/install-clamav.sh):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let socket = line
-            .split_whitespace()
-            .nth(2)
-            .expect("PID PORT SOCKET")
-            .to_string();
-        Clamd {
-            dir,
-            socket,
-            _tmp: tmp,
-        }
-    }
-
-    fn settings(&self) -> String {
-        format!(
-            "[backends.clamav]\nsocket = \"{}\"\nclamd_conf = \"{}\"\nlog_file = \"{}\"\n",
-            self.socket,
-            self.dir.join("clamd.conf").display(),
-            self.dir.join("log/clamd.log").display()
-        )
-    }
-}
-
-impl Drop for Clamd {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/stop-clamd.sh");
-        let _ = Command::new("sh").arg(script).arg(&self.dir).status();
-    }
-}
-
 #[test]
 fn scan_job_state_and_avconfig_with_a_real_clamd() {
-    let clamd = Clamd::start();
+    let clamd = Clamd::start_or_panic();
     let d = Double::start();
     let extra = format!("[scan]\nprogress_interval = 0.2\n{}", clamd.settings());
     let (s, agent, av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &extra);
@@ -143,7 +91,7 @@ fn scan_job_state_and_avconfig_with_a_real_clamd() {
 
 #[test]
 fn a_job_fails_with_a_clear_message_when_clamd_is_down() {
-    let clamd = Clamd::start();
+    let clamd = Clamd::start_or_panic();
     let d = Double::start();
     let (s, agent, av) =
         enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &clamd.settings());
@@ -171,7 +119,7 @@ fn a_job_fails_with_a_clear_message_when_clamd_is_down() {
 /// turns applying off while reading and reporting go on.
 #[test]
 fn avconfig_applies_only_tuning_options_and_can_be_turned_off() {
-    let clamd = Clamd::start();
+    let clamd = Clamd::start_or_panic();
     let conf = clamd.dir.join("clamd.conf");
     let d = Double::start();
     let settings = format!("{}restart_command = []\n", clamd.settings());
@@ -228,7 +176,7 @@ fn avconfig_applies_only_tuning_options_and_can_be_turned_off() {
 /// back.
 #[test]
 fn an_apply_killed_midway_is_rolled_back_at_the_next_start() {
-    let clamd = Clamd::start();
+    let clamd = Clamd::start_or_panic();
     let conf = clamd.dir.join("clamd.conf");
     let d = Double::start();
     let settings = format!(
@@ -272,7 +220,7 @@ fn an_apply_killed_midway_is_rolled_back_at_the_next_start() {
 #[test]
 fn the_virusevent_hook_is_installable_and_feeds_alerts() {
     use std::os::unix::fs::PermissionsExt;
-    let clamd = Clamd::start();
+    let clamd = Clamd::start_or_panic();
     let d = Double::start();
     let events = tempfile::Builder::new()
         .prefix("armadito-events.")

@@ -6,11 +6,12 @@
 #![cfg(unix)]
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use armadito_tests::agent::{AgentSandbox, built_plugins};
+use armadito_tests::clamd::Clamd;
 use armadito_tests::double::Double;
 use armadito_tests::fleet::{enrolled_agent, enrolled_agent_with, job_error, make_tree};
 
@@ -125,62 +126,6 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool, context: impl Fn() -> St
     }
 }
 
-/// A throw-away clamd, stopped on drop (as in e2e_clamav).
-struct Clamd {
-    dir: PathBuf,
-    socket: String,
-    _tmp: tempfile::TempDir,
-}
-
-impl Clamd {
-    fn start() -> Clamd {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("clamd");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/start-clamd.sh");
-        let out = Command::new("sh")
-            .arg(script)
-            .arg(&dir)
-            .output()
-            .expect("run start-clamd.sh");
-        assert!(
-            out.status.success(),
-            "clamd did not start (is clamav-daemon installed? see .ci/install-clamav.sh):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let socket = line
-            .split_whitespace()
-            .nth(2)
-            .expect("PID PORT SOCKET")
-            .to_string();
-        Clamd {
-            dir,
-            socket,
-            _tmp: tmp,
-        }
-    }
-
-    fn settings(&self) -> String {
-        format!(
-            "[backends.clamav]\nsocket = \"{}\"\nclamd_conf = \"{}\"\nlog_file = \"{}\"\n",
-            self.socket,
-            self.dir.join("clamd.conf").display(),
-            self.dir.join("log/clamd.log").display()
-        )
-    }
-}
-
-impl Drop for Clamd {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/stop-clamd.sh");
-        let _ = Command::new("sh")
-            .arg(script)
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .status();
-    }
-}
-
 fn status_json(s: &AgentSandbox) -> serde_json::Value {
     let r = s.run(&["status", "--json"]);
     r.assert_code(0);
@@ -192,7 +137,7 @@ fn status_json(s: &AgentSandbox) -> serde_json::Value {
 /// the daemon, its backend and its tasks; a second daemon refuses to start (exit 7).
 #[test]
 fn jobs_alerts_status_and_a_single_daemon_with_a_real_clamd() {
-    let clamd = Clamd::start();
+    let clamd = Clamd::start_or_panic();
     let d = Double::start();
     let extra = format!("{}{}", fast_schedule("1h"), clamd.settings());
     let (s, agent, av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &extra);

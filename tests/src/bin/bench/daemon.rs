@@ -181,7 +181,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     // SAFETY: single-threaded at this point (no double yet).
     unsafe { std::env::set_var("ARMADITO_AGENT_BIN", &agent) };
-    let clamd = Clamd::start()?;
+    let clamd = Clamd::start().map_err(anyhow::Error::msg)?;
     let d = Double::start();
     d.create_key(KEY, 1000, 3600);
     println!(

@@ -8,15 +8,16 @@
 //! peak, the sum of the peaks of the agent and its plugin hosts, and how many hosts started.
 //! The timed runs are not sampled (the sampler would perturb them).
 
+pub use armadito_tests::clamd::Clamd;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use armadito_tests::agent::{AgentSandbox, target_profile_dir};
 use armadito_tests::double::Double;
 
@@ -53,55 +54,6 @@ fn lib_file(base: &str) -> String {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     )
-}
-
-/// A throw-away clamd, stopped on drop.
-pub struct Clamd {
-    dir: PathBuf,
-    socket: String,
-    _tmp: tempfile::TempDir,
-}
-
-impl Clamd {
-    pub fn start() -> Result<Clamd> {
-        let tmp = tempfile::tempdir()?;
-        let dir = tmp.path().join("clamd");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/start-clamd.sh");
-        let out = Command::new("sh").arg(script).arg(&dir).output()?;
-        if !out.status.success() {
-            bail!(
-                "clamd did not start (install clamav-daemon):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let socket = line
-            .split_whitespace()
-            .nth(2)
-            .context("start-clamd.sh prints PID PORT SOCKET")?
-            .to_string();
-        Ok(Clamd {
-            dir,
-            socket,
-            _tmp: tmp,
-        })
-    }
-
-    pub fn settings(&self) -> String {
-        format!(
-            "[backends.clamav]\nsocket = \"{}\"\nclamd_conf = \"{}\"\nlog_file = \"{}\"\n",
-            self.socket,
-            self.dir.join("clamd.conf").display(),
-            self.dir.join("log/clamd.log").display()
-        )
-    }
-}
-
-impl Drop for Clamd {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clamd/stop-clamd.sh");
-        let _ = Command::new("sh").arg(script).arg(&self.dir).status();
-    }
 }
 
 /// Peak resident set (`VmHWM`, kB) of a live process, if readable.
@@ -214,7 +166,7 @@ pub fn run(args: &Args) -> Result<()> {
     // SAFETY: single-threaded at this point (no double, no sampler yet).
     unsafe { std::env::set_var("ARMADITO_AGENT_BIN", &agent) };
 
-    let clamd = Clamd::start()?;
+    let clamd = Clamd::start().map_err(anyhow::Error::msg)?;
     let d = Double::start();
     d.create_key(KEY, 1000, 3600);
     println!(
