@@ -158,23 +158,8 @@ pub fn run(args: &Args) -> Result<()> {
     let profile = target_profile_dir();
     let agent = profile.join("armadito-agent");
     if !args.no_build {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "agent-core",
-            "-p",
-            "armadito-backend-clamav",
-        ]);
-        if profile.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
         eprintln!("building the agent and the ClamAV backend...");
-        if !cmd.status()?.success() {
-            bail!("cargo build failed");
-        }
+        super::state::cargo_build(&profile, &["agent-core", "armadito-backend-clamav"])?;
     }
     if !agent.exists() {
         bail!("{} is missing", agent.display());

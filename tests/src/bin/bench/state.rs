@@ -137,6 +137,23 @@ fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
 }
 
+/// `cargo build` of `packages` in the profile of `profile` (the bench's own target folder).
+pub fn cargo_build<S: AsRef<str>>(profile: &std::path::Path, packages: &[S]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet"]);
+    for p in packages {
+        cmd.args(["-p", p.as_ref()]);
+    }
+    if profile.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    if !cmd.status()?.success() {
+        bail!("cargo build failed");
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let profile = target_profile_dir();
     let agent = args
@@ -145,19 +162,10 @@ pub fn run(args: &Args) -> Result<()> {
         .unwrap_or_else(|| profile.join("armadito-agent"));
     let libs = args.libs.clone().unwrap_or_else(|| profile.clone());
     if !args.no_build && args.agent.is_none() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "agent-core"]);
-        for p in SHIPPED {
-            cmd.args(["-p", &p.replace('_', "-")]);
-        }
-        if profile.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
+        let mut packages = vec!["agent-core".to_string()];
+        packages.extend(SHIPPED.iter().map(|p| p.replace('_', "-")));
         eprintln!("building the agent and the shipped backends...");
-        if !cmd.status()?.success() {
-            bail!("cargo build failed");
-        }
+        cargo_build(&profile, &packages)?;
     }
     if !agent.exists() {
         bail!("{} is missing", agent.display());
