@@ -66,6 +66,8 @@ pub struct Outcome {
     pub seeds: usize,
     pub crashes: Vec<Crash>,
     pub elapsed: Duration,
+    /// CPU time of the fuzzing thread (less than `elapsed` when the machine is shared).
+    pub cpu: Duration,
     /// The slowest single input.
     pub slowest: Duration,
 }
@@ -181,6 +183,8 @@ fn save(dir: &std::path::Path, name: &str, input: &[u8]) -> Option<PathBuf> {
 /// Fuzzes `target` for `settings.duration`.
 pub fn fuzz(target: &Target, settings: &Settings) -> Outcome {
     let start = Instant::now();
+    // A worker thread fuzzes several targets in turn: count this target's share only.
+    let cpu_start = thread_cpu_time();
     let mut rng = StdRng::seed_from_u64(settings.seed ^ fnv(target.name));
     let seeds: Vec<Vec<u8>> = (target.seeds)();
     let mut pool = seeds.clone();
@@ -206,6 +210,7 @@ pub fn fuzz(target: &Target, settings: &Settings) -> Outcome {
         seeds: seeds.len(),
         crashes: Vec::new(),
         elapsed: Duration::ZERO,
+        cpu: Duration::ZERO,
         slowest: Duration::ZERO,
     };
     let mut input = Vec::new();
@@ -283,7 +288,27 @@ pub fn fuzz(target: &Target, settings: &Settings) -> Outcome {
         let _ = std::fs::remove_file(path);
     }
     out.elapsed = start.elapsed();
+    out.cpu = thread_cpu_time().saturating_sub(cpu_start);
     out
+}
+
+/// CPU time this thread has used (zero where the platform has no per-thread clock).
+fn thread_cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Duration::new(
+                ts.tv_sec.max(0) as u64,
+                ts.tv_nsec.clamp(0, 999_999_999) as u32,
+            );
+        }
+    }
+    Duration::ZERO
 }
 
 fn fnv(s: &str) -> u64 {

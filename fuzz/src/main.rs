@@ -147,8 +147,8 @@ mod cli {
         results.sort_by_key(|o| o.target);
         println!();
         println!(
-            "{:<22} {:>12} {:>8} {:>9} {:>10} {:>12}",
-            "target", "inputs", "crashes", "time (s)", "inputs/s", "slowest (ms)"
+            "{:<22} {:>12} {:>8} {:>9} {:>8} {:>10} {:>12}",
+            "target", "inputs", "crashes", "time (s)", "cpu (s)", "inputs/s", "slowest (ms)"
         );
         for o in &results {
             println!("{}", row(o));
@@ -166,11 +166,12 @@ mod cli {
     fn row(o: &Outcome) -> String {
         let secs = o.elapsed.as_secs_f64();
         format!(
-            "{:<22} {:>12} {:>8} {:>9.1} {:>10.0} {:>12.1}",
+            "{:<22} {:>12} {:>8} {:>9.1} {:>8.1} {:>10.0} {:>12.1}",
             o.target,
             o.inputs,
             o.crashes.len(),
             secs,
+            o.cpu.as_secs_f64(),
             o.inputs as f64 / secs.max(1e-9),
             o.slowest.as_secs_f64() * 1000.0
         )
