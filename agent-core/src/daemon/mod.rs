@@ -388,6 +388,7 @@ fn record(sh: &Shared, task: ScheduledTask, result: Result<(), AgentError>) -> O
         Err(AgentError::Transport(e)) if e.status().is_none_or(|s| s >= 500) => {
             Outcome::Unavailable
         }
+        Err(AgentError::Unavailable(_)) => Outcome::Unavailable,
         Err(_) => Outcome::Failed,
     };
     let mut status = sh.status.lock();

@@ -14,11 +14,15 @@
 //!   afterwards each agent keeps its own phase, and `every = "5s"` still means every 5 s.
 //! * **First run**: at start every task is due after its spread only (a daemon that starts
 //!   reports its state and fetches its jobs without waiting for the next cron minute).
-//! * **Backoff**: while the server is unreachable or answers 5xx, a task's next run is at least
+//! * **Backoff**: while the server is unreachable, answers 5xx, or answers something that is
+//!   not the plugin's reply (an HTML page, broken JSON: maintenance, a proxy, a PHP fatal
+//!   error sent as 200), or its messages could not be delivered for one of these reasons
+//!   (`AgentError::Unavailable`), a task's next run is at least
 //!   `base · 2^(failures-1)`, capped at `max`, with "equal jitter" (half fixed, half random) so
 //!   a fleet coming back after an outage does not retry in lock-step; never sooner than the
-//!   regular schedule. One success resets it. Other failures (a backend error, a bad reply)
-//!   keep the regular schedule: retrying faster or slower would not help.
+//!   regular schedule. One success resets it. Other failures (a backend error, a message the
+//!   server rejects with a 4xx) keep the regular schedule: retrying faster or slower would
+//!   not help.
 
 use std::time::Duration;
 
@@ -71,7 +75,7 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
-    /// Server unreachable, timed out or answering 5xx: back off.
+    /// Server unreachable, timed out, answering 5xx or not as the plugin does: back off.
     Unavailable,
     /// Any other failure: keep the regular schedule.
     Failed,

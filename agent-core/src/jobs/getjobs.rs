@@ -54,7 +54,8 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             Some(_) => e.to_string(),
         };
         tracing::error!("the GET jobs reply cannot be understood; jobs it held may be marked downloaded on the server and lost: {why}");
-        AgentError::Task(format!("jobs reply not understood: {why}"))
+        // A page or broken JSON instead of the plugin's reply: the server is in trouble.
+        AgentError::Unavailable(format!("jobs reply not understood: {why}"))
     })?;
     let report = agent.store.enqueue_jobs(&parsed.jobs)?;
     for id in &report.invalid {

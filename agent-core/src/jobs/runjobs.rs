@@ -95,10 +95,10 @@ pub async fn run_with(
 
     crate::session::summary(format_args!("Runjobs: {ran} job(s) run, {failed} failed"));
     match last_flush {
-        Some(f) if f.pending > 0 => Err(AgentError::Task(format!(
+        Some(f) if f.pending > 0 => Err(f.kept_error(format!(
             "{} message(s) could not be delivered yet and are kept for the next run: {}",
             f.pending,
-            f.last_error.unwrap_or_else(|| "not due yet".into())
+            f.last_error.as_deref().unwrap_or("not due yet")
         ))),
         _ => Ok(()),
     }

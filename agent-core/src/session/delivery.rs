@@ -8,6 +8,8 @@
 //! the messages behind it, but `max_consecutive_failures` 5xx answers or timeouts in a row end
 //! the run's delivery (a server answering slow 500s must not hold a cron run for hours).
 //! A run delivers until its deadline ([`RunBudget`]); what is left stays in the outbox.
+//! One flush at a time per process ([`FLUSHING`]): the daemon's tasks all flush, often at
+//! the same moment, and two flushes reading the same due messages would each POST them.
 //!
 //! Alert messages with the same envelope are coalesced into POSTs of up to
 //! `[outbox] coalesce_alerts` alerts. Such a POST is acknowledged or failed as a whole: a 2xx
@@ -37,8 +39,24 @@ pub struct FlushReport {
     pub last_error: Option<String>,
     /// Whether the flush stopped early because the server could not be reached.
     pub server_unreachable: bool,
+    /// Whether a POST failed because the server is down or not answering as the plugin does
+    /// (unreachable, 5xx, timeout, a page instead of the plugin's reply), not because it
+    /// rejected the message: a daemon backs off.
+    pub server_unavailable: bool,
     /// Why this run delivers no more (deadline, failures in a row), once it stopped.
     pub halted: Option<String>,
+}
+
+impl FlushReport {
+    /// The error of a run that leaves messages behind: [`AgentError::Unavailable`] when the
+    /// server was the trouble.
+    pub fn kept_error(&self, line: String) -> super::AgentError {
+        if self.server_unavailable {
+            super::AgentError::Unavailable(line)
+        } else {
+            super::AgentError::Task(line)
+        }
+    }
 }
 
 /// What one run may still spend on delivery, shared by all its flushes.
@@ -217,7 +235,12 @@ struct Failure {
     unreachable: bool,
     /// A 5xx or a timeout: counts towards the run's failures in a row.
     trouble: bool,
+    /// Not a rejection of this message (see [`FlushReport::server_unavailable`]).
+    unavailable: bool,
 }
+
+/// Held by the flush in progress (see the module's invariants).
+static FLUSHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Sends every due message, oldest first, alert messages coalesced (see [`plan`]).
 pub async fn flush(
@@ -226,6 +249,7 @@ pub async fn flush(
     cfg: &OutboxConfig,
     budget: &mut RunBudget,
 ) -> Result<FlushReport, StoreError> {
+    let _flushing = FLUSHING.lock().await;
     let mut report = FlushReport::default();
     let now = UnixTime::now().secs();
     // One batch of due messages; messages added while we deliver wait for the next flush.
@@ -300,12 +324,15 @@ pub async fn flush(
                     ),
                     unreachable: false,
                     trouble: false,
+                    // A maintenance page, a proxy, a PHP fatal error: the server is in trouble.
+                    unavailable: true,
                 }),
             },
             Err(e) => Err(Failure {
                 line: e.to_string(),
                 unreachable: unreachable(&e),
                 trouble: server_trouble(&e),
+                unavailable: e.status().is_none_or(|s| s >= 500),
             }),
         };
         let f = match outcome {
@@ -319,6 +346,7 @@ pub async fn flush(
             Err(f) => f,
         };
         report.last_error = Some(f.line.clone());
+        report.server_unavailable |= f.unavailable;
         let attempts = post.max_attempts() + 1;
         let next_try = now + backoff_secs(cfg, attempts) as i64;
         if f.unreachable {

@@ -103,8 +103,8 @@ impl Enrolled {
         let report = self.flush_outbox(ctx).await?;
         // A run whose delivery stopped earlier (deadline, failures in a row) sends nothing
         // more, but what it left behind is still a failure of this run.
-        match report.last_error.or(report.halted) {
-            Some(e) if report.pending > 0 => Err(AgentError::Task(format!(
+        match report.last_error.as_ref().or(report.halted.as_ref()) {
+            Some(e) if report.pending > 0 => Err(report.kept_error(format!(
                 "{} message(s) kept for the next run: {e}",
                 report.pending
             ))),

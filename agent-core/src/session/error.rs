@@ -13,6 +13,11 @@ pub enum AgentError {
     /// Exit 1: the task ran and failed.
     #[error("{0}")]
     Task(String),
+    /// Exit 1: the task failed because the server is down or does not answer as the plugin
+    /// does (messages kept in the outbox, a reply that is a page or invalid JSON); a
+    /// [`TransportError`] says the same on its own. The daemon backs off on both.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// Exit 3.
@@ -45,7 +50,9 @@ pub enum AgentError {
 impl AgentError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            AgentError::Task(_) | AgentError::Transport(_) => exit::FAILED,
+            AgentError::Task(_) | AgentError::Unavailable(_) | AgentError::Transport(_) => {
+                exit::FAILED
+            }
             AgentError::CommandLine(_) => exit::COMMAND_LINE,
             AgentError::Config(_) | AgentError::Usage(_) | AgentError::Log(_) => exit::CONFIG,
             AgentError::NotEnrolled => exit::NOT_ENROLLED,

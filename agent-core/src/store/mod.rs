@@ -341,14 +341,26 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Creates the database file 0600 before SQLite does, so it is never readable by others, not
 /// even for an instant; SQLite gives its -wal and -shm files the same mode.
+///
+/// An existing file is never opened here: closing a descriptor of the database file opened
+/// outside SQLite drops every POSIX lock this process holds on it, those of the other
+/// connections too (a daemon has several), and a process that believes it is the last user
+/// of a WAL database checkpoints and deletes the WAL under the others: reads fail ("unable to
+/// get the page. error code=522"), the check at open calls that corruption and the store is
+/// moved aside (sqlite.org/howtocorrupt.html, 2.2).
 fn precreate_private(path: &Path) -> Result<(), StoreError> {
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(false);
+    o.write(true).create_new(true);
+    let created = |r: std::io::Result<std::fs::File>| match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(write_or_io(path, e)),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         o.mode(0o600);
-        o.open(path).map_err(|e| write_or_io(path, e))?;
+        created(o.open(path))?;
         let md = std::fs::metadata(path).map_err(|source| StoreError::Io {
             path: path.into(),
             source,
@@ -363,7 +375,7 @@ fn precreate_private(path: &Path) -> Result<(), StoreError> {
         }
     }
     #[cfg(not(unix))]
-    o.open(path).map_err(|e| write_or_io(path, e))?;
+    created(o.open(path))?;
     Ok(())
 }
 
