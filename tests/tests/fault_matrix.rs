@@ -2,7 +2,7 @@
 //! the agent neither crashes (it exits with the documented code) nor loses data (what was to
 //! be delivered is still in the outbox, the job is still queued on the server), backs off
 //! (a bounded number of requests, a next try in the future), and recovers by itself once the
-//! server heals (the next run delivers). The test prints the table.
+//! server heals. The test prints the table.
 //!
 //! One cell = one fresh GLPI double + one agent sandbox, run in its own thread. Faults on one
 //! endpoint are the double's outages (`Double::outage`): every other endpoint stays healthy.
@@ -11,9 +11,20 @@
 //! resolving / the TLS service answering again (simulated by pointing `server` back at the
 //! double in agent.toml; the state dir is untouched).
 //!
-//! Columns are agent modes ([`Mode`]): the one-shot agent today; a daemon column is added by
-//! a `Mode` variant whose `drive` lets the running daemon work through one period instead of
-//! starting a task (every check of a cell is the same for both).
+//! Two blocks, one per agent mode ([`Mode`]), with the same checks ("nothing lost",
+//! "delivered once healed", no protocol violation); only the failing phase and the healing
+//! differ:
+//! * one-shot: the endpoint's `-t Task` fails with exit 1, sends a handful of requests, and
+//!   the next run after the outbox backoff delivers;
+//! * daemon: `armadito-agent daemon -d` (every task every 1 s, `[daemon] backoff_max` 8 s,
+//!   `[outbox] retry_max` 8 s) is started while the endpoint fails and watched through a 15 s
+//!   fault window: it stays up, keeps the data, and sends at most 2/3 of what a one-shot run
+//!   every second would (see `backs_off`); once healed, with no command (TLS/unknown host:
+//!   agent.toml pointed back + SIGHUP, which re-reads `server`), the double has the data and
+//!   the outbox is empty within 20 s, and SIGTERM makes it exit 0. The agents row is n/a:
+//!   the daemon never enrolls; an unenrolled daemon is checked to stay up silently instead.
+//!
+//! `FAULT_MATRIX_ONLY="daemon states"` runs only the cells whose name contains the text.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

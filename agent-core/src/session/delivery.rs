@@ -434,6 +434,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_that_kept_messages_because_of_the_server_is_unavailable() {
+        // The daemon backs off on `Unavailable` (daemon::policy), keeps its pace on `Task`.
+        let mut report = FlushReport {
+            pending: 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            report.kept_error("kept".into()),
+            super::super::AgentError::Task(_)
+        ));
+        report.server_unavailable = true;
+        assert!(matches!(
+            report.kept_error("kept".into()),
+            super::super::AgentError::Unavailable(m) if m == "kept"
+        ));
+    }
+
+    #[tokio::test]
+    async fn flushes_take_turns() {
+        let first = FLUSHING.lock().await;
+        assert!(FLUSHING.try_lock().is_err(), "a second flush waits");
+        drop(first);
+        assert!(FLUSHING.try_lock().is_ok());
+    }
+
+    #[test]
     fn only_the_plugins_own_answers_confirm_delivery() {
         assert!(matches!(processed(""), Processed::Yes));
         assert!(matches!(processed("  \n"), Processed::Yes));
