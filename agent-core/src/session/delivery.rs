@@ -442,12 +442,12 @@ mod tests {
         };
         assert!(matches!(
             report.kept_error("kept".into()),
-            super::super::AgentError::Task(_)
+            crate::session::AgentError::Task(_)
         ));
         report.server_unavailable = true;
         assert!(matches!(
             report.kept_error("kept".into()),
-            super::super::AgentError::Unavailable(m) if m == "kept"
+            crate::session::AgentError::Unavailable(m) if m == "kept"
         ));
     }
 
