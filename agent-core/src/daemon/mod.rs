@@ -288,7 +288,7 @@ async fn task_loop(sh: &Shared, task: ScheduledTask) {
             tracing::info!(
                 task = task.as_str(),
                 failures,
-                "server unavailable: backing off"
+                "server unavailable or disk full: backing off"
             );
         }
         due = plan.as_ref().map(|p| {
@@ -388,6 +388,9 @@ fn record(sh: &Shared, task: ScheduledTask, result: Result<(), AgentError>) -> O
         Err(AgentError::Transport(e)) if e.status().is_none_or(|s| s >= 500) => {
             Outcome::Unavailable
         }
+        // A full disk frees up in minutes or hours, not seconds: retrying each period only
+        // fills the log.
+        Err(AgentError::Store(_)) => Outcome::Unavailable,
         Err(_) => Outcome::Failed,
     };
     let mut status = sh.status.lock();

@@ -71,7 +71,8 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
-    /// Server unreachable, timed out or answering 5xx: back off.
+    /// Server unreachable, timed out or answering 5xx, or the local store unwritable (disk
+    /// full): back off.
     Unavailable,
     /// Any other failure: keep the regular schedule.
     Failed,
