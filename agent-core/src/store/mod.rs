@@ -302,12 +302,12 @@ fn open_checked(path: &Path) -> Result<Connection, OpenError> {
         Ok(check) if check == "ok" => Ok(conn),
         // "unable to get the page. error code=N": the check could not read, which says
         // nothing about the file; moving a good store aside would lose it.
-        Ok(check) if check.contains("error code=") => Err(OpenError::Other(
-            rusqlite::Error::SqliteFailure(
+        Ok(check) if check.contains("error code=") => {
+            Err(OpenError::Other(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
                 Some(format!("integrity check could not read the file: {check}")),
-            ),
-        )),
+            )))
+        }
         Ok(check) => Err(OpenError::Corrupt(format!("integrity check: {check}"))),
         Err(e) if corrupt(&e) => Err(OpenError::Corrupt(e.to_string())),
         Err(e) => Err(OpenError::Other(e)),

@@ -131,7 +131,9 @@ fn free_space_guard_reads_the_real_filesystem() {
     let free = space::available(tmp.path()).expect("statvfs works on a temp dir");
     assert!(free > 0);
     s.ensure_free_space(1, "a test").unwrap();
-    let e = s.ensure_free_space(u64::MAX, "storing a reply").unwrap_err();
+    let e = s
+        .ensure_free_space(u64::MAX, "storing a reply")
+        .unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("the disk is full") && msg.contains("storing a reply needs"),
@@ -166,7 +168,10 @@ fn reopening_keeps_the_locks_of_open_connections() {
     let a = Store::open(tmp.path()).unwrap();
     a.cursor("x").unwrap();
     let db = tmp.path().join(DB_FILE);
-    assert!(shared_lock_held(&db), "SQLite holds a shared lock in WAL mode");
+    assert!(
+        shared_lock_held(&db),
+        "SQLite holds a shared lock in WAL mode"
+    );
     let b = Store::open(tmp.path()).unwrap();
     b.cursor("x").unwrap();
     drop(b);
