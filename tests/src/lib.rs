@@ -11,3 +11,5 @@ pub mod fleet;
 pub mod fleet_sim;
 pub mod outbox;
 pub mod soak;
+#[cfg(unix)]
+pub mod tmpfs;

@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use armadito_tests::agent::{AgentSandbox, built_plugins};
@@ -25,6 +24,7 @@ use armadito_tests::clamd::Clamd;
 use armadito_tests::daemon::{Daemon, fast_schedule, wait_until};
 use armadito_tests::double::{Double, Fault};
 use armadito_tests::fleet::{KEY, UUID, enrolled_agent_with, make_tree};
+use armadito_tests::tmpfs::Tmpfs;
 use rand::Rng;
 
 const MAX_ATTEMPTS: usize = 3;
@@ -451,28 +451,9 @@ fn daemon_killed_mid_scan_delivery_and_hot_reload_loses_nothing() {
 /// itself.
 #[test]
 fn a_full_disk_under_the_daemon_loses_nothing_and_recovers() {
-    let mnt = tempfile::tempdir().expect("mount point");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .is_ok_and(|st| st.success());
-    if !mounted {
-        assert_eq!(
-            std::env::var("ARMADITO_SKIP_TMPFS").as_deref(),
-            Ok("1"),
-            "cannot mount a tmpfs (needs root): run as root, or set ARMADITO_SKIP_TMPFS=1"
-        );
-        eprintln!("tmpfs not mountable: daemon full-disk case skipped (ARMADITO_SKIP_TMPFS=1)");
+    let Some(mnt) = Tmpfs::mount_or_skip("32m", "the daemon full-disk case") else {
         return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.path());
+    };
 
     let d = Double::start();
     d.create_key(KEY, 10, 3600);
