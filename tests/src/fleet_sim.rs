@@ -17,9 +17,17 @@
 //! * AvConfig: its message on the first run only (the hash does not change), then a flush;
 //! * Scheduler: GET schedulers (a failure is not fatal), a `scheduler` message, a flush;
 //! * Runjobs: a flush (no jobs queued in this fleet);
-//! * Alerts (every `alerts_every`, 5 s): a flush; no detections in this fleet, so its ticks
-//!   are only simulated while the outbox holds a message, at the interval's own phase
-//!   (`first_due + k·every`, what `next_due` gives a run that takes no time).
+//! * Alerts (every `alerts_every`, 5 s): queues the detections made since its last tick (one
+//!   outbox message each), then a flush. Queued alerts leave in POSTs of up to
+//!   `alerts_per_post` (the outbox's coalescing, `[outbox] coalesce_alerts`, 100 by default; 1 =
+//!   one POST per message, as without it). Ticks are only simulated while there is something
+//!   to do, at the interval's own phase (`first_due + k·every`, what `next_due` gives a run
+//!   that takes no time).
+//!
+//! Detections (a world event, not the agent's policy: drawn from their own seeded generator,
+//! jitter or not): a background rate per agent, plus an outbreak during the outage, when a
+//! share of the fleet each detects a burst (spread over the outage) that waits in its outbox
+//! until the server is back: the case alert coalescing is for.
 //!
 //! Failed State/AvConfig/Scheduler runs are `Failed` (not `Unavailable`): the daemon keeps
 //! their regular schedule, as the real code does.
@@ -58,6 +66,13 @@ pub struct Params {
     /// Spread and backoff jitter as the daemon does them; `false`: one constant draw for all.
     pub jitter: bool,
     pub seed: u64,
+    /// Background detections per agent per hour.
+    pub detections_per_hour: f64,
+    /// Share of agents (0..=1) hit by an outbreak during the outage, and detections each.
+    pub outbreak_share: f64,
+    pub outbreak_detections: u32,
+    /// Alerts per POST: the outbox's coalescing (1 = off).
+    pub alerts_per_post: u32,
 }
 
 impl Params {
@@ -70,6 +85,10 @@ impl Params {
             recovery: Duration::from_secs(1800),
             jitter,
             seed: 16,
+            detections_per_hour: 0.2,
+            outbreak_share: 0.05,
+            outbreak_detections: 500,
+            alerts_per_post: OutboxConfig::default().coalesce_alerts as u32,
         }
     }
 }
@@ -93,6 +112,14 @@ pub struct Report {
     pub attempts_during_outage: u64,
     /// Events (task runs) simulated.
     pub runs: u64,
+    /// Detections made, alerts the server received, and the POSTs that carried them
+    /// (all, and in the recovery window).
+    pub detections: u64,
+    pub alerts_delivered: u64,
+    pub alert_posts: u64,
+    pub alert_posts_recovery: u64,
+    /// Detected but not delivered when the simulation ended (read or not yet).
+    pub alerts_pending_at_end: u64,
 }
 
 impl Report {
@@ -150,6 +177,8 @@ const TASKS: [ScheduledTask; 5] = [
     ScheduledTask::Scheduler,
 ];
 const ALERTS: u8 = TASKS.len() as u8;
+/// A detection event.
+const DETECT: u8 = ALERTS + 1;
 
 /// The outbox's superseding slots (at most one pending message each).
 #[derive(Clone, Copy)]
@@ -157,6 +186,8 @@ enum Slot {
     State = 0,
     AvConfig = 1,
     Scheduler = 2,
+    /// Not superseding: `Agent::alerts_queued_count` alerts wait behind it.
+    Alerts = 3,
 }
 
 #[derive(Clone, Copy)]
@@ -171,7 +202,12 @@ struct Pending {
 struct Agent {
     rng: AgentRng,
     failures: [u32; TASKS.len()],
-    outbox: [Option<Pending>; 3],
+    outbox: [Option<Pending>; 4],
+    /// Alerts in the outbox (one message each), and detections not yet read by an Alerts tick.
+    alerts_in_outbox: u32,
+    alerts_new: u32,
+    /// Detection times still to come (virtual ms, latest first).
+    detections: Vec<u64>,
     avconfig_sent: bool,
     /// First Alerts tick (the interval's phase).
     alerts_phase: u64,
@@ -188,6 +224,10 @@ struct Sim<'a> {
     outage: (u64, u64),
     per_second: Vec<u32>,
     attempts_during_outage: u64,
+    alerts_per_post: u32,
+    alerts_delivered: u64,
+    alert_posts: u64,
+    alert_posts_recovery: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<(u64, u32, u8)>>,
     agents: &'a mut [Agent],
@@ -240,6 +280,19 @@ impl Sim<'_> {
                 .min();
             let Some((_, i)) = next else { break };
             if self.request(t) {
+                if i == Slot::Alerts as usize {
+                    let agent = &mut self.agents[a];
+                    let sent = agent.alerts_in_outbox.min(self.alerts_per_post.max(1));
+                    agent.alerts_in_outbox -= sent;
+                    self.alerts_delivered += u64::from(sent);
+                    self.alert_posts += 1;
+                    if t >= self.outage.1 {
+                        self.alert_posts_recovery += 1;
+                    }
+                    if agent.alerts_in_outbox > 0 {
+                        continue; // the next POST of the same backlog
+                    }
+                }
                 self.agents[a].outbox[i] = None;
                 continue;
             }
@@ -263,7 +316,15 @@ impl Sim<'_> {
     /// While the outbox holds a message, the Alerts tick that will flush it when due.
     fn queue_alerts_tick(&mut self, a: usize, t: u64) {
         let agent = &mut self.agents[a];
-        let Some(due) = agent.outbox.iter().flatten().map(|p| p.due).min() else {
+        let unread = (agent.alerts_new > 0).then_some(t);
+        let Some(due) = agent
+            .outbox
+            .iter()
+            .flatten()
+            .map(|p| p.due)
+            .chain(unread)
+            .min()
+        else {
             return;
         };
         let from = due.max(t + 1).max(agent.alerts_phase);
@@ -274,6 +335,18 @@ impl Sim<'_> {
         }
         agent.alerts_queued = Some(tick);
         self.queue.push(Reverse((tick, a as u32, ALERTS)));
+    }
+
+    /// The Alerts tick: detections read since the last one join the outbox, then a flush.
+    fn alerts_tick(&mut self, a: usize, t: u64) {
+        let new = std::mem::take(&mut self.agents[a].alerts_new);
+        if new > 0 {
+            self.agents[a].alerts_in_outbox += new;
+            if self.agents[a].outbox[Slot::Alerts as usize].is_none() {
+                self.enqueue(a, Slot::Alerts, t);
+            }
+        }
+        self.flush(a, t);
     }
 
     /// One run of task `k` of agent `a` at `t`, as the daemon's code does it.
@@ -374,7 +447,10 @@ pub fn simulate(p: &Params) -> Report {
                     .then(|| StdRng::seed_from_u64(p.seed.wrapping_mul(1_000_003) ^ u64::from(i))),
             ),
             failures: [0; TASKS.len()],
-            outbox: [None; 3],
+            outbox: [None; 4],
+            alerts_in_outbox: 0,
+            alerts_new: 0,
+            detections: detections_of(p, i, (outage_start, outage_end), end),
             avconfig_sent: false,
             alerts_phase: 0,
             alerts_queued: None,
@@ -396,6 +472,10 @@ pub fn simulate(p: &Params) -> Report {
         outage: (outage_start, outage_end),
         per_second: vec![0; (end / 1000) as usize + 1],
         attempts_during_outage: 0,
+        alerts_per_post: p.alerts_per_post,
+        alerts_delivered: 0,
+        alert_posts: 0,
+        alert_posts_recovery: 0,
         seq: 0,
         queue: BinaryHeap::new(),
         agents: &mut agents,
@@ -410,7 +490,11 @@ pub fn simulate(p: &Params) -> Report {
             let due = u64::try_from((due - start).num_milliseconds()).unwrap_or(0);
             sim.queue.push(Reverse((due, a as u32, k as u8)));
         }
+        if let Some(&first) = sim.agents[a].detections.last() {
+            sim.queue.push(Reverse((first, a as u32, DETECT)));
+        }
     }
+    let detections: u64 = sim.agents.iter().map(|a| a.detections.len() as u64).sum();
     let mut runs = 0u64;
     while let Some(Reverse((t, a, k))) = sim.queue.pop() {
         if t >= end {
@@ -418,12 +502,22 @@ pub fn simulate(p: &Params) -> Report {
         }
         let a = a as usize;
         runs += 1;
+        if k == DETECT {
+            let agent = &mut sim.agents[a];
+            agent.detections.pop();
+            agent.alerts_new += 1;
+            if let Some(&next) = agent.detections.last() {
+                sim.queue.push(Reverse((next, a as u32, DETECT)));
+            }
+            sim.queue_alerts_tick(a, t);
+            continue;
+        }
         if k == ALERTS {
             if sim.agents[a].alerts_queued != Some(t) {
                 continue; // superseded by an earlier tick
             }
             sim.agents[a].alerts_queued = None;
-            sim.flush(a, t);
+            sim.alerts_tick(a, t);
             continue;
         }
         let k = usize::from(k);
@@ -454,7 +548,43 @@ pub fn simulate(p: &Params) -> Report {
         recovery_peak_after,
         attempts_during_outage: sim.attempts_during_outage,
         runs,
+        detections,
+        alerts_delivered: sim.alerts_delivered,
+        alert_posts: sim.alert_posts,
+        alert_posts_recovery: sim.alert_posts_recovery,
+        alerts_pending_at_end: sim
+            .agents
+            .iter()
+            .map(|a| u64::from(a.alerts_in_outbox + a.alerts_new) + a.detections.len() as u64)
+            .sum(),
     }
+}
+
+/// Agent `i`'s detection times (virtual ms, latest first): Poisson background over the whole
+/// run, plus its outbreak burst spread over the outage when it is among the share hit.
+fn detections_of(p: &Params, i: u32, outage: (u64, u64), end: u64) -> Vec<u64> {
+    use rand::Rng;
+    let mut rng = StdRng::seed_from_u64(p.seed.wrapping_mul(7_919) ^ (u64::from(i) << 20) ^ 0xde7);
+    let mut out = Vec::new();
+    if p.detections_per_hour > 0.0 {
+        let mean_ms = 3_600_000.0 / p.detections_per_hour;
+        let mut t = 0.0f64;
+        loop {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            t += -u.ln() * mean_ms;
+            if t >= end as f64 {
+                break;
+            }
+            out.push(t as u64);
+        }
+    }
+    if rng.random_bool(p.outbreak_share.clamp(0.0, 1.0)) && outage.1 > outage.0 {
+        for _ in 0..p.outbreak_detections {
+            out.push(rng.random_range(outage.0..outage.1));
+        }
+    }
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@ pub mod agent;
 pub mod defender_fakes;
 
 pub mod clamd;
+#[cfg(unix)]
+pub mod daemon;
 pub mod double;
 pub mod fakes;
 pub mod fleet;
 pub mod fleet_sim;
 pub mod outbox;
 pub mod soak;
+#[cfg(unix)]
+pub mod tmpfs;

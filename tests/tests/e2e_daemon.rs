@@ -5,126 +5,13 @@
 
 #![cfg(unix)]
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use armadito_tests::agent::{AgentSandbox, built_plugins};
 use armadito_tests::clamd::Clamd;
+use armadito_tests::daemon::{Daemon, fast_schedule, wait_until};
 use armadito_tests::double::Double;
 use armadito_tests::fleet::{enrolled_agent, enrolled_agent_with, job_error, make_tree};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Every task every second, no spreading, short stop deadline.
-fn fast_schedule(state: &str) -> String {
-    let mut s = String::from("[daemon]\nalerts_every = \"1s\"\nstop_timeout = \"5s\"\n");
-    for (task, every) in [
-        ("Getjobs", "1s"),
-        ("Runjobs", "1s"),
-        ("State", state),
-        ("AVConfig", "1h"),
-        ("Scheduler", "1h"),
-    ] {
-        s.push_str(&format!(
-            "[schedule.tasks.{task}]\nevery = \"{every}\"\nwait_rand = 0\n"
-        ));
-    }
-    s
-}
-
-/// A running daemon, its log in a file (a pipe nobody reads would fill up and block it).
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(s: &AgentSandbox) -> Daemon {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = s.dir.path().join(format!("daemon-{n}.log"));
-        let out = File::create(&log).unwrap();
-        let child = s
-            .command(&["daemon", "-d"])
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn the daemon");
-        let d = Daemon {
-            child: Some(child),
-            log,
-        };
-        d.wait_log("daemon started");
-        d
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    #[track_caller]
-    fn wait_log(&self, needle: &str) {
-        wait_until(
-            &format!("{needle:?} in the daemon's log"),
-            || self.log().contains(needle),
-            || self.log(),
-        );
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{sig}");
-    }
-
-    /// SIGTERM, then the exit code (the daemon must exit by itself within the deadline).
-    fn stop(mut self) -> (Option<i32>, String) {
-        self.signal("TERM");
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return (status.code(), self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-#[track_caller]
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool, context: impl Fn() -> String) {
-    let deadline = Instant::now() + WAIT;
-    while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn status_json(s: &AgentSandbox) -> serde_json::Value {
     let r = s.run(&["status", "--json"]);

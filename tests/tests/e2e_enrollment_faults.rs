@@ -1,11 +1,11 @@
 //! Enrollment under hostile conditions: SIGKILL at random moments, a full disk.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use armadito_tests::agent::AgentSandbox;
 use armadito_tests::double::Double;
+use armadito_tests::tmpfs::Tmpfs;
 use rand::Rng;
 
 const KEY: &str = "0RV2V-2RYTX-NX4OW-7LARZ-KZQAJ";
@@ -117,31 +117,13 @@ fn full_disk_is_a_clear_error_and_keeps_the_previous_state() {
     assert!(stderr.contains("disk is full"), "{stderr}");
     assert_eq!(d.key_use_counter(KEY), Some(100));
 
-    // A real full filesystem (tmpfs). CI runs as root and can mount one; elsewhere the
-    // skip must be asked for, so a machine that cannot mount never passes this silently.
-    let mnt = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .is_ok_and(|st| st.success());
-    if !mounted {
-        assert_eq!(
-            std::env::var("ARMADITO_SKIP_TMPFS").as_deref(),
-            Ok("1"),
-            "cannot mount a tmpfs (needs root): run as root, or set ARMADITO_SKIP_TMPFS=1 to skip \
-             the real full-disk case (the page-budget case above still runs)"
-        );
-        eprintln!("tmpfs not mountable: real full-disk case skipped (ARMADITO_SKIP_TMPFS=1)");
+    // A real full filesystem (tmpfs).
+    let Some(mnt) = Tmpfs::mount_or_skip(
+        "256k",
+        "the real full-disk case (the page-budget case above still runs)",
+    ) else {
         return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.path());
+    };
     let mut s = AgentSandbox::new(&d.base_url());
     s.extra_config.clear();
     let state = mnt.path().join("state");

@@ -1,6 +1,7 @@
 //! The fleet simulation in short mode: a fleet paced by the daemon's own policy comes back
 //! from a one-hour outage without a herd, and the same fleet without jitter is measurably
-//! worse (so the test would catch a policy that lost its spread or its backoff jitter).
+//! worse (so the test would catch a policy that lost its spread or its backoff jitter); an
+//! outbreak of detections during the outage leaves in coalesced POSTs, not one per alert.
 //! Long mode: `cargo run --release -p armadito-tests --bin bench -- fleet --agents 10000`.
 
 use armadito_tests::fleet_sim::{Params, simulate};
@@ -46,4 +47,33 @@ fn a_fleet_recovers_from_an_outage_without_a_herd_and_jitter_is_what_prevents_it
         (r.normal.p99, r.recovery.peak, r.attempts_during_outage)
     };
     assert_eq!(small(7), small(7));
+
+    // Detections: nothing lost (delivered, or still waiting out its outbox backoff when the
+    // run ends), and the outbreak that waited out the outage left in POSTs of 100, not one
+    // POST per alert.
+    for r in [&on, &off] {
+        assert_eq!(
+            r.alerts_delivered + r.alerts_pending_at_end,
+            r.detections,
+            "{r:?}"
+        );
+    }
+    assert!(on.detections > 1000, "the outbreak happened: {on:?}");
+    let mut p = Params::new(agents, 1.0, 60, true);
+    p.alerts_per_post = 1;
+    let one_per_post = simulate(&p);
+    eprintln!("one alert per POST: {one_per_post:?}");
+    assert_eq!(one_per_post.detections, on.detections, "same detections");
+    assert!(
+        one_per_post.alert_posts_recovery >= 20 * on.alert_posts_recovery,
+        "coalescing: {} POSTs after the outage vs {} one per alert",
+        on.alert_posts_recovery,
+        one_per_post.alert_posts_recovery
+    );
+    assert!(
+        one_per_post.recovery.peak > 2 * on.recovery.peak,
+        "without coalescing the outbreak is a herd: peak {} vs {}",
+        one_per_post.recovery.peak,
+        on.recovery.peak
+    );
 }

@@ -288,7 +288,7 @@ async fn task_loop(sh: &Shared, task: ScheduledTask) {
             tracing::info!(
                 task = task.as_str(),
                 failures,
-                "server unavailable: backing off"
+                "server unavailable or disk full: backing off"
             );
         }
         due = plan.as_ref().map(|p| {
@@ -389,6 +389,9 @@ fn record(sh: &Shared, task: ScheduledTask, result: Result<(), AgentError>) -> O
             Outcome::Unavailable
         }
         Err(AgentError::Unavailable(_)) => Outcome::Unavailable,
+        // A full disk frees up in minutes or hours, not seconds: retrying each period only
+        // fills the log.
+        Err(AgentError::Store(_)) => Outcome::Unavailable,
         Err(_) => Outcome::Failed,
     };
     let mut status = sh.status.lock();

@@ -17,7 +17,8 @@
 //! * **Backoff**: while the server is unreachable, answers 5xx, or answers something that is
 //!   not the plugin's reply (an HTML page, broken JSON: maintenance, a proxy, a PHP fatal
 //!   error sent as 200), or its messages could not be delivered for one of these reasons
-//!   (`AgentError::Unavailable`), a task's next run is at least
+//!   (`AgentError::Unavailable`), or the store cannot be written (disk full), a task's next
+//!   run is at least
 //!   `base · 2^(failures-1)`, capped at `max`, with "equal jitter" (half fixed, half random) so
 //!   a fleet coming back after an outage does not retry in lock-step; never sooner than the
 //!   regular schedule. One success resets it. Other failures (a backend error, a message the
@@ -75,7 +76,8 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
-    /// Server unreachable, timed out, answering 5xx or not as the plugin does: back off.
+    /// Server unreachable, timed out, answering 5xx or not as the plugin does, or the local
+    /// store unwritable (disk full): back off.
     Unavailable,
     /// Any other failure: keep the regular schedule.
     Failed,

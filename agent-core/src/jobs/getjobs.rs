@@ -3,8 +3,12 @@
 use crate::session::Enrolled;
 use crate::session::{AgentError, Context};
 use crate::store::GETJOBS_IN_FLIGHT;
-use crate::transport::TransportError;
+use crate::transport::{MAX_BODY_BYTES, TransportError};
 use crate::wire::{UnixTime, parse_jobs_reply};
+
+/// Free space Getjobs wants before it asks: the largest reply we accept, twice (the rows and
+/// SQLite's write-ahead log).
+pub const GETJOBS_MIN_FREE: u64 = 2 * MAX_BODY_BYTES as u64;
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
@@ -23,6 +27,11 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             ctx.config.outbox.max_messages
         )));
     }
+
+    // The server forgets the jobs it hands out: fetch only when the reply surely fits.
+    agent
+        .store
+        .ensure_free_space(GETJOBS_MIN_FREE, "storing a GET jobs reply")?;
 
     if let Some(since) = agent.store.cursor(GETJOBS_IN_FLIGHT)? {
         // The plugin marks jobs `downloaded` before it answers and never hands them out again:

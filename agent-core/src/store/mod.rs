@@ -139,6 +139,23 @@ impl Store {
         &self.dir
     }
 
+    /// Fails, as a full disk does, when the state folder's filesystem has less than `needed`
+    /// bytes free for us. For a step that cannot be undone once started (GET jobs: the server
+    /// forgets the jobs it hands out), so that it waits instead of losing what it receives.
+    pub fn ensure_free_space(&self, needed: u64, step: &str) -> Result<(), StoreError> {
+        match space::available(&self.dir) {
+            Some(free) if free < needed => Err(StoreError::Write {
+                dir: self.dir.clone(),
+                detail: format!(
+                    "the disk is full: {} KiB free, {step} needs {} KiB",
+                    free / 1024,
+                    needed / 1024
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes the exclusive lock of `task` (e.g. "Runjobs"), waiting at most `wait`.
     pub fn lock_task(&self, task: &str, wait: Duration) -> Result<TaskLock, StoreError> {
         TaskLock::acquire(&self.dir, task, wait)
@@ -182,12 +199,50 @@ impl Store {
     }
 }
 
+/// Free space as the OS reports it to an unprivileged writer.
+mod space {
+    use std::path::Path;
+
+    #[cfg(unix)]
+    pub fn available(dir: &Path) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `c` is a valid NUL-terminated path; `st` is a writable statvfs we own.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+
+    #[cfg(windows)]
+    pub fn available(dir: &Path) -> Option<u64> {
+        use std::os::windows::ffi::OsStrExt;
+        use windows_sys::Win32::Storage::FileSystem::GetDiskFreeSpaceExW;
+        let wide: Vec<u16> = dir.as_os_str().encode_wide().chain([0]).collect();
+        let mut free: u64 = 0;
+        // SAFETY: `wide` is NUL-terminated; the out pointers are valid or null as allowed.
+        let ok = unsafe {
+            GetDiskFreeSpaceExW(
+                wide.as_ptr(),
+                &mut free,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        (ok != 0).then_some(free)
+    }
+}
+
 fn test_max_pages() -> Option<i64> {
     std::env::var("ARMADITO_AGENT_TEST_MAX_PAGES")
         .ok()?
         .parse()
         .ok()
 }
+
+/// Less free space than this makes an I/O error a full disk.
+const NEARLY_FULL: u64 = 1024 * 1024;
 
 /// Turns SQLite errors into messages a person can act on.
 fn classify(dir: &Path, e: rusqlite::Error) -> StoreError {
@@ -201,6 +256,14 @@ fn classify(dir: &Path, e: rusqlite::Error) -> StoreError {
             dir: dir.into(),
             detail: format!("{e} (check permissions and free space)"),
         },
+        // SQLite often reports ENOSPC as a plain I/O error (e.g. growing the WAL index):
+        // the free space tells which one it is.
+        Some(SystemIoFailure) if space::available(dir).is_some_and(|free| free < NEARLY_FULL) => {
+            StoreError::Write {
+                dir: dir.into(),
+                detail: format!("the disk is full ({e})"),
+            }
+        }
         Some(SystemIoFailure) => StoreError::Write {
             dir: dir.into(),
             detail: format!("I/O error: {e}"),
@@ -237,6 +300,14 @@ fn open_checked(path: &Path) -> Result<Connection, OpenError> {
     };
     match setup() {
         Ok(check) if check == "ok" => Ok(conn),
+        // "unable to get the page. error code=N": the check could not read, which says
+        // nothing about the file; moving a good store aside would lose it.
+        Ok(check) if check.contains("error code=") => {
+            Err(OpenError::Other(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some(format!("integrity check could not read the file: {check}")),
+            )))
+        }
         Ok(check) => Err(OpenError::Corrupt(format!("integrity check: {check}"))),
         Err(e) if corrupt(&e) => Err(OpenError::Corrupt(e.to_string())),
         Err(e) => Err(OpenError::Other(e)),
@@ -341,31 +412,44 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Creates the database file 0600 before SQLite does, so it is never readable by others, not
 /// even for an instant; SQLite gives its -wal and -shm files the same mode.
-///
-/// An existing file is never opened here: closing a descriptor of the database file opened
-/// outside SQLite drops every POSIX lock this process holds on it, those of the other
-/// connections too (a daemon has several), and a process that believes it is the last user
-/// of a WAL database checkpoints and deletes the WAL under the others: reads fail ("unable to
-/// get the page. error code=522"), the check at open calls that corruption and the store is
-/// moved aside (sqlite.org/howtocorrupt.html, 2.2).
 fn precreate_private(path: &Path) -> Result<(), StoreError> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    let created = |r: std::io::Result<std::fs::File>| match r {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(write_or_io(path, e)),
-    };
+    // Never open the database file with an fd of our own once it exists: closing any fd on a
+    // file drops every POSIX lock this process holds on it, the other connections' too, and
+    // another process may then checkpoint and delete the WAL under them (sqlite.org/howtocorrupt
+    // §2.2). Only the very first run creates it, exclusively.
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.mode(0o600);
+            }
+            match o.open(path) {
+                Ok(_) => {}
+                // Created by another process meanwhile: fine, the mode is checked below.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(write_or_io(path, e)),
+            }
+        }
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.into(),
+                source,
+            });
+        }
+    }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        o.mode(0o600);
-        created(o.open(path))?;
+        use std::os::unix::fs::PermissionsExt;
         let md = std::fs::metadata(path).map_err(|source| StoreError::Io {
             path: path.into(),
             source,
         })?;
         if md.permissions().mode() & 0o077 != 0 {
+            // chmod by path: no fd opened.
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
                 |source| StoreError::Io {
                     path: path.into(),
@@ -374,8 +458,6 @@ fn precreate_private(path: &Path) -> Result<(), StoreError> {
             )?;
         }
     }
-    #[cfg(not(unix))]
-    created(o.open(path))?;
     Ok(())
 }
 

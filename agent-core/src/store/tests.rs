@@ -123,3 +123,61 @@ fn symlinked_state_dir_is_refused() {
     let err = Store::open(&link).unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
 }
+
+#[test]
+fn free_space_guard_reads_the_real_filesystem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::open(tmp.path()).unwrap();
+    let free = space::available(tmp.path()).expect("statvfs works on a temp dir");
+    assert!(free > 0);
+    s.ensure_free_space(1, "a test").unwrap();
+    let e = s
+        .ensure_free_space(u64::MAX, "storing a reply")
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("the disk is full") && msg.contains("storing a reply needs"),
+        "{msg}"
+    );
+    assert!(matches!(e, StoreError::Write { .. }));
+}
+
+/// Opening the store again in the same process (the daemon does, task by task) must not drop
+/// the locks SQLite holds on the database file: closing any fd on it does (POSIX record locks
+/// are per process), and another process could then checkpoint and delete the WAL under the
+/// open connections. An OFD lock query sees the process's own record locks.
+#[cfg(target_os = "linux")]
+#[test]
+fn reopening_keeps_the_locks_of_open_connections() {
+    use std::os::fd::AsRawFd;
+    fn shared_lock_held(db: &Path) -> bool {
+        let f = std::fs::File::open(db).unwrap();
+        // SQLite's SHARED lock range: PENDING_BYTE + 2, 510 bytes.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as i16;
+        fl.l_whence = libc::SEEK_SET as i16;
+        fl.l_start = 0x4000_0002;
+        fl.l_len = 510;
+        let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        assert_eq!(r, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
+        // Leaking `f` keeps this probe from dropping the locks it is looking at.
+        std::mem::forget(f);
+        fl.l_type != libc::F_UNLCK as i16
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Store::open(tmp.path()).unwrap();
+    a.cursor("x").unwrap();
+    let db = tmp.path().join(DB_FILE);
+    assert!(
+        shared_lock_held(&db),
+        "SQLite holds a shared lock in WAL mode"
+    );
+    let b = Store::open(tmp.path()).unwrap();
+    b.cursor("x").unwrap();
+    drop(b);
+    assert!(
+        shared_lock_held(&db),
+        "a second open dropped the first connection's lock"
+    );
+    a.cursor("x").unwrap();
+}

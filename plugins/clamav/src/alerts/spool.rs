@@ -275,6 +275,26 @@ mod tests {
         assert_eq!(parse_record(b"A1 1 3:Sig 1:/extra"), Parsed::Invalid);
     }
 
+    /// Found by the fuzzer (clamav_spool): lengths count raw bytes; bytes that are not UTF-8
+    /// become U+FFFD (3 bytes each) in the record, so the decoded text can be longer than
+    /// the input. One byte never gives more than one character.
+    #[test]
+    fn names_that_are_not_utf8_are_counted_in_bytes_and_decoded_lossily() {
+        let input = b"A1 4 9:iV\x14\xad\xad\xad\xad\xad\xad 0:";
+        match parse_record(input) {
+            Parsed::Record(r) => {
+                assert_eq!(
+                    r.virus,
+                    "iV\u{14}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}"
+                );
+                assert_eq!(r.file, "");
+                assert!(r.virus.len() > input.len() - 10);
+                assert!(r.virus.chars().count() + r.file.chars().count() <= input.len());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Issue 12 item 13: a hook or spool clamd's user cannot reach (the agent's 0700 state
     /// folder, the old default) or a hook it could replace is refused.
     #[test]

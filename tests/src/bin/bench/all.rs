@@ -155,6 +155,14 @@ pub fn run(args: &Args) -> Result<()> {
             " / ",
         ),
     ));
+    rows.push((
+        "fleet: alert POSTs after the outage (outbreak), coalesced / one per alert",
+        pick(
+            &fleet,
+            r"alert POSTs after the outage: (\d+) coalesced .*?, (\d+) one per alert",
+            " / ",
+        ),
+    ));
 
     println!();
     println!("== summary (see each bench's output above for the details)");

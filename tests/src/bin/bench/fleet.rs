@@ -23,29 +23,39 @@ pub struct Args {
     pub seed: u64,
 }
 
-/// Runs both modes; returns the jittered report (the daemon's real behaviour).
-pub fn measure(args: &Args) -> Result<(Report, Report)> {
+/// The three runs: the daemon as it is, without jitter, and without alert coalescing.
+pub struct Runs {
+    pub on: Report,
+    pub off: Report,
+    pub one_alert_per_post: Report,
+}
+
+/// Runs the three modes (the first is the daemon's real behaviour).
+pub fn measure(args: &Args) -> Result<Runs> {
     if args.agents == 0 || args.hours.is_nan() || args.hours <= 0.0 {
         bail!("--agents and --hours must be positive");
     }
-    let mut out = Vec::new();
-    for jitter in [true, false] {
+    let run = |name: &str, jitter: bool, alerts_per_post: Option<u32>| {
         let mut p = Params::new(args.agents, args.hours, args.outage_min, jitter);
         p.seed = args.seed;
+        if let Some(n) = alerts_per_post {
+            p.alerts_per_post = n;
+        }
         let started = Instant::now();
         let r = simulate(&p);
         eprintln!(
-            "  simulated {} agents, jitter {}: {} runs in {:.1} s",
+            "  simulated {} agents, {name}: {} runs in {:.1} s",
             args.agents,
-            if jitter { "on" } else { "off" },
             r.runs,
             started.elapsed().as_secs_f64()
         );
-        out.push(r);
-    }
-    let off = out.pop().unwrap_or_else(|| unreachable!());
-    let on = out.pop().unwrap_or_else(|| unreachable!());
-    Ok((on, off))
+        r
+    };
+    Ok(Runs {
+        on: run("jitter on", true, None),
+        off: run("jitter off", false, None),
+        one_alert_per_post: run("one alert per POST", true, Some(1)),
+    })
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -53,10 +63,14 @@ pub fn run(args: &Args) -> Result<()> {
         "fleet: {} agents, default schedule, {} h normal, {} min outage (requests/s at the server)",
         args.agents, args.hours, args.outage_min
     );
-    let (on, off) = measure(args)?;
+    let Runs {
+        on,
+        off,
+        one_alert_per_post,
+    } = measure(args)?;
     println!(
-        "{:<12} {:>12} {:>11} {:>11} {:>14} {:>14} {:>16} {:>8}",
-        "jitter",
+        "{:<16} {:>12} {:>11} {:>11} {:>14} {:>14} {:>16} {:>8}",
+        "jitter, alerts",
         "normal mean",
         "normal p99",
         "normal peak",
@@ -65,9 +79,13 @@ pub fn run(args: &Args) -> Result<()> {
         "recovery peak",
         "peak/p99"
     );
-    for (name, r) in [("on (daemon)", &on), ("off", &off)] {
+    for (name, r) in [
+        ("on (daemon)", &on),
+        ("off", &off),
+        ("on, 1 alert/POST", &one_alert_per_post),
+    ] {
         println!(
-            "{:<12} {:>12.1} {:>11} {:>11} {:>14.1} {:>14} {:>16} {:>8.2}",
+            "{:<16} {:>12.1} {:>11} {:>11} {:>14.1} {:>14} {:>16} {:>8.2}",
             name,
             r.normal.mean,
             r.normal.p99,
@@ -78,6 +96,24 @@ pub fn run(args: &Args) -> Result<()> {
             r.herd_ratio()
         );
     }
+    let p = Params::new(args.agents, args.hours, args.outage_min, true);
+    println!(
+        "alerts: {} detections ({} per agent-hour, and {:.0}% of agents x {} during the outage); \
+         delivered {}, {} still in outbox backoff at the end",
+        on.detections,
+        p.detections_per_hour,
+        p.outbreak_share * 100.0,
+        p.outbreak_detections,
+        on.alerts_delivered,
+        on.alerts_pending_at_end
+    );
+    println!(
+        "alert POSTs after the outage: {} coalesced ({} per POST), {} one per alert ({:.0}x)",
+        on.alert_posts_recovery,
+        p.alerts_per_post,
+        one_alert_per_post.alert_posts_recovery,
+        one_alert_per_post.alert_posts_recovery as f64 / on.alert_posts_recovery.max(1) as f64
+    );
     let ok = on.herd_ratio() <= 2.0;
     println!(
         "goal (recovery peak <= 2x normal p99, jitter on): {}",
