@@ -2,7 +2,7 @@
 //! nobody reads would fill up and block it), stopped by SIGTERM or killed by SIGKILL.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -47,18 +47,31 @@ impl Daemon {
     pub fn spawn(s: &AgentSandbox) -> Daemon {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = s.dir.path().join(format!("daemon-{n}.log"));
-        let out = File::create(&log).expect("daemon log file");
+        Daemon::try_spawn(s, &s.dir.path().join(format!("daemon-{n}.log")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the daemon, its output in `log`, and waits until it says it started (for
+    /// callers that report problems instead of panicking).
+    pub fn try_start(s: &AgentSandbox, log: &Path, within: Duration) -> Result<Daemon, String> {
+        let d = Daemon::try_spawn(s, log)?;
+        d.try_wait_log("daemon started", within)?;
+        Ok(d)
+    }
+
+    fn try_spawn(s: &AgentSandbox, log: &Path) -> Result<Daemon, String> {
+        let out = File::create(log).map_err(|e| format!("daemon log: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("daemon log: {e}"))?;
         let child = s
             .command(&["daemon", "-d"])
-            .stdout(out.try_clone().expect("daemon log file"))
-            .stderr(out)
+            .stdout(out)
+            .stderr(err)
             .spawn()
-            .expect("spawn the daemon");
-        Daemon {
+            .map_err(|e| format!("spawn the daemon: {e}"))?;
+        Ok(Daemon {
             child: Some(child),
-            log,
-        }
+            log: log.to_path_buf(),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -76,6 +89,56 @@ impl Daemon {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// The exit code once it has exited (`Some(None)`: killed by a signal).
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        match self.child.as_mut()?.try_wait() {
+            Ok(Some(status)) => Some(status.code()),
+            _ => None,
+        }
+    }
+
+    /// The last `n` lines of its log, on one line.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join(" | ")
+    }
+
+    /// Waits until its log holds `needle`, at most `within`.
+    pub fn try_wait_log(&self, needle: &str, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(needle) {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no {needle:?} in the daemon's log: {}",
+                    self.log_tail(3)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM; the exit code, which must come `within`.
+    pub fn try_stop(mut self, within: Duration) -> Result<i32, String> {
+        self.signal("TERM");
+        let deadline = Instant::now() + within;
+        loop {
+            match self.exited() {
+                Some(Some(code)) => return Ok(code),
+                Some(None) => return Err(format!("killed by a signal: {}", self.log_tail(3))),
+                None if Instant::now() > deadline => {
+                    return Err(format!(
+                        "still running {} s after SIGTERM: {}",
+                        within.as_secs(),
+                        self.log_tail(3)
+                    ));
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     #[track_caller]
     pub fn wait_log(&self, needle: &str) {
         wait_until(
@@ -85,17 +148,17 @@ impl Daemon {
         );
     }
 
-    pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
+    /// Sends `sig` (e.g. "HUP"); whether `kill` succeeded.
+    pub fn signal(&self, sig: &str) -> bool {
+        Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])
             .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig}");
+            .is_ok_and(|s| s.success())
     }
 
     /// SIGTERM, then the exit code (the daemon must exit by itself within [`WAIT`]).
     pub fn stop(mut self) -> (Option<i32>, String) {
-        self.signal("TERM");
+        assert!(self.signal("TERM"), "kill -TERM");
         let mut child = self.child.take().expect("a running daemon");
         let deadline = Instant::now() + WAIT;
         loop {

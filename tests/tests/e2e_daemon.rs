@@ -234,7 +234,7 @@ fn sighup_reloads_the_schedule_and_refuses_a_bad_file() {
 
     let text = std::fs::read_to_string(s.config_path()).unwrap();
     std::fs::write(s.config_path(), text.replace("enabled = false\n", "")).unwrap();
-    daemon.signal("HUP");
+    assert!(daemon.signal("HUP"));
     daemon.wait_log("configuration reloaded");
     wait_until(
         "State reports after the reload",
@@ -243,7 +243,7 @@ fn sighup_reloads_the_schedule_and_refuses_a_bad_file() {
     );
 
     std::fs::write(s.config_path(), "server = [not toml\n").unwrap();
-    daemon.signal("HUP");
+    assert!(daemon.signal("HUP"));
     daemon.wait_log("configuration NOT reloaded");
     let before = states();
     wait_until(

@@ -26,14 +26,13 @@
 //!
 //! `FAULT_MATRIX_ONLY="daemon states"` runs only the cells whose name contains the text.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent_core::store::{MessageKind, Store};
 use armadito_tests::agent::{AgentSandbox, RunResult, built_plugins};
+use armadito_tests::daemon::Daemon;
 use armadito_tests::double::{Double, Fault};
 use armadito_tests::fleet::{KEY, UUID, make_tree};
 
@@ -267,7 +266,11 @@ impl Mode {
             }
             Mode::Daemon => {
                 let started = Instant::now();
-                let mut daemon = match Daemon::start(&cell.s) {
+                let mut daemon = match Daemon::try_start(
+                    &cell.s,
+                    &cell.s.dir.path().join("daemon.log"),
+                    RECOVERY,
+                ) {
                     Ok(daemon) => daemon,
                     Err(e) => {
                         problems.push(e);
@@ -287,7 +290,7 @@ impl Mode {
                     if let Some(code) = daemon.exited() {
                         problems.push(format!(
                             "the daemon exited ({code:?}) during the fault: {}",
-                            daemon.log_tail()
+                            daemon.log_tail(3)
                         ));
                         break;
                     }
@@ -338,8 +341,10 @@ impl Mode {
                 if matches!(kind, Kind::Tls | Kind::UnknownHost) {
                     // `server` is re-read on SIGHUP (the next run opens its client from the
                     // reloaded configuration): no restart.
-                    daemon.signal("HUP");
-                    if let Err(e) = daemon.wait_log("configuration reloaded", RECOVERY) {
+                    if !daemon.signal("HUP") {
+                        problems.push("kill -HUP failed".into());
+                    }
+                    if let Err(e) = daemon.try_wait_log("configuration reloaded", RECOVERY) {
                         problems.push(e);
                     }
                 }
@@ -352,14 +357,14 @@ impl Mode {
                     if let Some(code) = daemon.exited() {
                         problems.push(format!(
                             "the daemon exited ({code:?}) after healing: {}",
-                            daemon.log_tail()
+                            daemon.log_tail(3)
                         ));
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 let took = started.elapsed();
-                match daemon.stop() {
+                match daemon.try_stop(STOP_WAIT) {
                     Ok(0) => {}
                     Ok(code) => problems.push(format!("SIGTERM: exit code {code}")),
                     Err(e) => problems.push(e),
@@ -404,100 +409,6 @@ fn one_shot(cell: &Sandbox, ep: Ep) -> RunResult {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cell.s.run(&args)
-}
-
-/// `armadito-agent daemon -d`, its log in a file (a pipe nobody reads would block it).
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(s: &AgentSandbox) -> Result<Daemon, String> {
-        let log = s.dir.path().join("daemon.log");
-        let out = File::create(&log).map_err(|e| format!("daemon log: {e}"))?;
-        let err = out.try_clone().map_err(|e| format!("daemon log: {e}"))?;
-        let child = s
-            .command(&["daemon", "-d"])
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("spawn the daemon: {e}"))?;
-        let d = Daemon {
-            child: Some(child),
-            log,
-        };
-        d.wait_log("daemon started", RECOVERY)?;
-        Ok(d)
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(3)..].join(" | ")
-    }
-
-    fn wait_log(&self, needle: &str, within: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        loop {
-            if std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains(needle)) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no {needle:?} in the daemon's log: {}",
-                    self.log_tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The exit code once it has exited (`Some(None)`: killed by a signal).
-    fn exited(&mut self) -> Option<Option<i32>> {
-        let child = self.child.as_mut()?;
-        match child.try_wait() {
-            Ok(Some(status)) => Some(status.code()),
-            _ => None,
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .args([format!("-{sig}"), c.id().to_string()])
-                .status();
-        }
-    }
-
-    /// SIGTERM; the exit code, which must come within [`STOP_WAIT`].
-    fn stop(mut self) -> Result<i32, String> {
-        self.signal("TERM");
-        let deadline = Instant::now() + STOP_WAIT;
-        loop {
-            match self.exited() {
-                Some(Some(code)) => return Ok(code),
-                Some(None) => return Err(format!("killed by a signal: {}", self.log_tail())),
-                None if Instant::now() > deadline => {
-                    return Err(format!(
-                        "still running {} s after SIGTERM: {}",
-                        STOP_WAIT.as_secs(),
-                        self.log_tail()
-                    ));
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// One cell's world: a fresh GLPI double, an agent sandbox, the job made for the cell.
@@ -658,14 +569,14 @@ fn on_server(cell: &Sandbox, ep: Ep) -> bool {
 fn daemon_without_enrollment(cell: &Sandbox) -> Cell {
     let mut problems = Vec::new();
     let mut code = None;
-    match Daemon::start(&cell.s) {
+    match Daemon::try_start(&cell.s, &cell.s.dir.path().join("daemon.log"), RECOVERY) {
         Err(e) => problems.push(e),
         Ok(mut daemon) => {
             std::thread::sleep(Duration::from_secs(2));
             if let Some(c) = daemon.exited() {
                 problems.push(format!("an unenrolled daemon exited ({c:?})"));
             }
-            match daemon.stop() {
+            match daemon.try_stop(STOP_WAIT) {
                 Ok(c) => code = Some(c),
                 Err(e) => problems.push(e),
             }
