@@ -547,13 +547,24 @@ fn a_full_disk_under_the_daemon_loses_nothing_and_recovers() {
     };
     one_shot.assert_code(5);
     one_shot.assert_stderr_contains("the disk is full");
-    // The kept result: delivered meanwhile, or still in the outbox.
-    let outbox = s.run(&["outbox"]);
+    // The kept result: delivered meanwhile, or still in the outbox (read without writing:
+    // on a full disk `armadito-agent outbox` itself cannot open the store).
+    let queued: i64 = rusqlite::Connection::open_with_flags(
+        state.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|db| {
+        db.query_row(
+            "SELECT count(*) FROM outbox WHERE kind = 'job_status' AND job_id = ?1",
+            [kept],
+            |r| r.get(0),
+        )
+    })
+    .expect("read the outbox");
     assert!(
-        outbox.stdout.contains("job_status")
-            || d.job(kept).is_some_and(|j| j.job_status == "successful"),
-        "{}",
-        outbox.stdout
+        queued == 1 || d.job(kept).is_some_and(|j| j.job_status == "successful"),
+        "the kept result is neither queued nor delivered: {:?}",
+        d.job(kept)
     );
 
     // Space returns: the same daemon catches up by itself.
