@@ -9,7 +9,7 @@ use armadito_backend_defender::{config::values, dates};
 use armadito_plugin_api::model::AlertsQuery;
 use serde_json::Value;
 
-use super::{Target, text};
+use super::{Target, assert_pages_make_the_whole, text};
 use crate::make;
 
 const NOW: i64 = 1_717_600_000;
@@ -264,19 +264,11 @@ fn check_paging(all: Vec<Timed>) {
         ..AlertsQuery::default()
     };
     let whole = page(all.clone(), &everything, 100).expect("no cursor");
-    let mut query = AlertsQuery {
+    let query = AlertsQuery {
         limit: Some(2),
         ..AlertsQuery::default()
     };
-    let mut seen = Vec::new();
-    for _ in 0..=all.len() + 1 {
-        let p = page(all.clone(), &query, 100).expect("our own cursor is accepted");
-        assert!(p.detections.len() <= 2);
-        seen.extend(p.detections);
-        if !p.more {
-            break;
-        }
-        query.cursor = p.next_cursor;
-    }
-    assert_eq!(seen, whole.detections, "paging lost or repeated detections");
+    assert_pages_make_the_whole(&whole, all.len() + 1, query, |q| {
+        page(all.clone(), q, 100).expect("our own cursor is accepted")
+    });
 }

@@ -7,7 +7,7 @@ use armadito_backend_eset::parse::{config, lslog, odscan, product, syslog};
 use armadito_plugin_api::model::AlertsQuery;
 use chrono::NaiveDate;
 
-use super::{Target, text};
+use super::{Target, assert_pages_make_the_whole, text};
 
 macro_rules! fake {
     ($path:literal) => {
@@ -182,16 +182,8 @@ fn check_paging(csv: &str) {
     if whole.detections.len() > 40 {
         return;
     }
-    let mut query = AlertsQuery::default();
-    let mut seen = Vec::new();
-    for _ in 0..=whole.detections.len() + 1 {
-        let p = from_lslog(csv, &query, 2, &warn).expect("our own cursor is accepted");
-        assert!(p.detections.len() <= 2);
-        seen.extend(p.detections);
-        if !p.more {
-            break;
-        }
-        query.cursor = p.next_cursor;
-    }
-    assert_eq!(seen, whole.detections, "paging lost or repeated detections");
+    let query = AlertsQuery::default();
+    assert_pages_make_the_whole(&whole, whole.detections.len() + 1, query, |q| {
+        from_lslog(csv, q, 2, &warn).expect("our own cursor is accepted")
+    });
 }

@@ -8,7 +8,7 @@ use armadito_backend_kaspersky::{dates, tuning};
 use armadito_plugin_api::model::AlertsQuery;
 use serde_json::Value;
 
-use super::{Target, seeds, text};
+use super::{Target, assert_pages_make_the_whole, seeds, text};
 
 macro_rules! fake {
     ($path:literal) => {
@@ -150,16 +150,8 @@ fn check_paging(text: &str) {
     if whole.detections.len() > 40 {
         return;
     }
-    let mut query = AlertsQuery::default();
-    let mut seen = Vec::new();
-    for _ in 0..=whole.detections.len() + 1 {
-        let p = kes::threats_page(text, &query, 2).expect("our own cursor is accepted");
-        assert!(p.detections.len() <= 2);
-        seen.extend(p.detections);
-        if !p.more {
-            break;
-        }
-        query.cursor = p.next_cursor;
-    }
-    assert_eq!(seen, whole.detections, "paging lost or repeated detections");
+    let query = AlertsQuery::default();
+    assert_pages_make_the_whole(&whole, whole.detections.len() + 1, query, |q| {
+        kes::threats_page(text, q, 2).expect("our own cursor is accepted")
+    });
 }

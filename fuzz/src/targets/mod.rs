@@ -53,3 +53,27 @@ pub(crate) fn text(data: &[u8]) -> String {
 pub(crate) fn seeds(list: &[&str]) -> Vec<Vec<u8>> {
     list.iter().map(|s| s.as_bytes().to_vec()).collect()
 }
+
+/// Pages through with `page` (at most 2 detections each, the cursor carried over) until the
+/// pager says there is no more: the pages together hold exactly `whole`'s detections, each
+/// once, in order. At most `max_pages + 1` pages, so a pager that never ends fails.
+pub(crate) fn assert_pages_make_the_whole(
+    whole: &armadito_plugin_api::model::AlertsPage,
+    max_pages: usize,
+    mut query: armadito_plugin_api::model::AlertsQuery,
+    mut page: impl FnMut(
+        &armadito_plugin_api::model::AlertsQuery,
+    ) -> armadito_plugin_api::model::AlertsPage,
+) {
+    let mut seen = Vec::new();
+    for _ in 0..=max_pages {
+        let p = page(&query);
+        assert!(p.detections.len() <= 2);
+        seen.extend(p.detections);
+        if !p.more {
+            break;
+        }
+        query.cursor = p.next_cursor;
+    }
+    assert_eq!(seen, whole.detections, "paging lost or repeated detections");
+}
