@@ -259,13 +259,29 @@ impl Sim<'_> {
         up
     }
 
+    /// A new message in `slot`; one that supersedes a pending message keeps its place and its
+    /// retry schedule (store/outbox.rs invariants).
     fn enqueue(&mut self, a: usize, slot: Slot, t: u64) {
+        if self.agents[a].outbox[slot as usize].is_some() {
+            return;
+        }
         self.seq += 1;
         self.agents[a].outbox[slot as usize] = Some(Pending {
             due: t,
             attempts: 0,
             seq: self.seq,
         });
+    }
+
+    /// A task's end after it queued a message in `slot` (and maybe read the server's
+    /// configuration, `read_ok`): `Enrolled::send` fails `Unavailable` while the message is
+    /// kept, tried or waiting for its backoff; so does an unreadable server configuration.
+    fn reported(&self, a: usize, slot: Slot, read_ok: bool) -> Outcome {
+        if read_ok && self.agents[a].outbox[slot as usize].is_none() {
+            Outcome::Success
+        } else {
+            Outcome::Unavailable
+        }
     }
 
     /// `delivery::flush`: the due messages oldest first; the first failure (server
@@ -352,7 +368,6 @@ impl Sim<'_> {
     /// One run of task `k` of agent `a` at `t`, as the daemon's code does it.
     fn run(&mut self, a: usize, k: usize, t: u64) -> Outcome {
         self.flush(a, t);
-        let up = self.server_up(t);
         match TASKS[k] {
             ScheduledTask::Getjobs => {
                 if self.request(t) {
@@ -365,33 +380,22 @@ impl Sim<'_> {
             ScheduledTask::State => {
                 self.enqueue(a, Slot::State, t);
                 self.flush(a, t);
-                if up {
-                    Outcome::Success
-                } else {
-                    Outcome::Failed
-                }
+                self.reported(a, Slot::State, true)
             }
             ScheduledTask::AvConfig => {
+                let read = self.request(t); // GET avconfigs (`[avconfig] apply`)
                 if !self.agents[a].avconfig_sent {
                     self.agents[a].avconfig_sent = true;
                     self.enqueue(a, Slot::AvConfig, t);
                     self.flush(a, t);
                 }
-                if up {
-                    Outcome::Success
-                } else {
-                    Outcome::Failed
-                }
+                self.reported(a, Slot::AvConfig, read)
             }
             ScheduledTask::Scheduler => {
-                self.request(t); // GET schedulers: a failure leaves the local schedule
+                let read = self.request(t); // GET schedulers
                 self.enqueue(a, Slot::Scheduler, t);
                 self.flush(a, t);
-                if up {
-                    Outcome::Success
-                } else {
-                    Outcome::Failed
-                }
+                self.reported(a, Slot::Scheduler, read)
             }
             ScheduledTask::Alerts => Outcome::Success,
         }

@@ -130,6 +130,37 @@ fn avconfig_applies_the_servers_configuration_and_reports_changes_only() {
 }
 
 #[test]
+fn avconfig_reports_the_local_configuration_when_the_server_cannot_say_what_it_defines() {
+    let d = Double::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("av.json");
+    std::fs::write(&cfg, r#"{"ScanPDF": "yes"}"#).unwrap();
+    let (s, agent, _) = enrolled_agent(
+        &d,
+        &format!("[backends.testav]\nconfig_file = \"{}\"\n", cfg.display()),
+    );
+    // Only the GET fails (a GLPI in trouble), the POST is answered.
+    d.outage("avconfigs", Some("GET"), Fault::Html500, 0);
+    let r = s.run(&["-t", "AVConfig"]);
+    r.assert_code(1)
+        .assert_one_error_line("the server-defined configuration could not be read (");
+    r.assert_stderr_contains("the local configuration was reported");
+    assert!(
+        d.avconfig_effective(agent)
+            .contains(&("ScanPDF".to_string(), Some("yes".to_string()))),
+        "the local configuration reached the server"
+    );
+    assert_eq!(
+        s.run(&["outbox"]).stdout.trim().lines().last(),
+        Some("(nothing pending)"),
+        "nothing is left behind"
+    );
+    d.heal();
+    s.run(&["-t", "AVConfig"]).assert_code(0);
+    assert!(d.violations().is_empty(), "{:#?}", d.violations());
+}
+
+#[test]
 fn local_scan_prints_results_and_reports_only_when_asked() {
     let d = Double::start();
     let (s, _, _) = enrolled_agent(&d, "");

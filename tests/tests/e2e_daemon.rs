@@ -10,7 +10,7 @@ use std::time::Duration;
 use armadito_tests::agent::{AgentSandbox, built_plugins};
 use armadito_tests::clamd::Clamd;
 use armadito_tests::daemon::{Daemon, fast_schedule, wait_until};
-use armadito_tests::double::Double;
+use armadito_tests::double::{Double, Fault};
 use armadito_tests::fleet::{enrolled_agent, enrolled_agent_with, job_error, make_tree};
 
 fn status_json(s: &AgentSandbox) -> serde_json::Value {
@@ -250,6 +250,60 @@ fn sighup_reloads_the_schedule_and_refuses_a_bad_file() {
         "State still reporting with the old configuration",
         || states() >= before + 2,
         || daemon.log(),
+    );
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// A server-defined schedule stays in force while the server cannot be asked for it: a GLPI in
+/// trouble does not switch a fleet back to its local schedule (here State every second).
+#[test]
+fn a_server_defined_schedule_survives_a_server_that_cannot_say_it() {
+    let d = Double::start();
+    let schedule = fast_schedule("1s").replace(
+        "[schedule.tasks.Scheduler]\nevery = \"1h\"",
+        "[schedule.tasks.Scheduler]\nevery = \"1s\"",
+    );
+    let (s, agent, _) = enrolled_agent(&d, &schedule);
+    // Once a day, twelve hours from now: State does not run during the test.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let hour = (now / 3600 + 12) % 24;
+    d.set_server_schedule(
+        agent,
+        "Cron",
+        vec![(
+            "scheduler:task:State:freq".into(),
+            format!("0 {hour} * * *"),
+        )],
+    );
+    let states = || {
+        d.requests()
+            .iter()
+            .filter(|r| r.path.contains("/api/states"))
+            .count()
+    };
+    let daemon = Daemon::start(&s);
+    daemon.wait_log("server-defined schedule received");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = states();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        states(),
+        before,
+        "State follows the server's daily schedule"
+    );
+
+    d.outage("schedulers", Some("GET"), Fault::Html500, 0);
+    daemon.wait_log("cannot read the server-defined schedule");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        states(),
+        before,
+        "the server's schedule stays in force while it cannot be read:\n{}",
+        daemon.log()
     );
     let (code, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");

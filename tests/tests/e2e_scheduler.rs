@@ -464,8 +464,7 @@ fn an_undelivered_report_fails_the_run_and_waits_in_the_outbox() {
     r.assert_one_error_line("report to the server was not delivered");
     // the GET failure was only a warning: the local schedule is installed all the same
     assert!(
-        r.stderr
-            .contains("cannot fetch the server-defined schedule"),
+        r.stderr.contains("cannot read the server-defined schedule"),
         "{}",
         r.stderr
     );

@@ -208,8 +208,9 @@ fn max_requests(mode: Mode) -> usize {
 /// ([`DAEMON_BACKOFF_MAX`], equal jitter) instead of every 1 s, so about 3 runs in W, and a
 /// message the other tasks' flushes retry waits 1–8 s (whole seconds, mean ≈ 3.5 s,
 /// [`DAEMON_OUTBOX_RETRY`]), so about 4 more tries: some 7 tries per message instead of 16.
-/// (A run's new State, AVConfig or scheduler report replaces the pending one and is tried
-/// at once: the task's own backoff paces those.) 2/3 leaves room for the jitter.
+/// (A run's new State, AVConfig or scheduler report replaces the pending one and inherits
+/// its backoff: re-running the task does not make it try sooner.) 2/3 leaves room for the
+/// jitter.
 fn backs_off(daemon: usize, one_shot_per_run: usize) -> bool {
     daemon * 3 <= (WINDOW.as_secs() as usize + 1) * one_shot_per_run * 2
 }
@@ -703,8 +704,8 @@ fn run_cell(mode: Mode, ep: Ep, kind: Kind, plugins: &[PathBuf]) -> Cell {
             }
             // What was tried waits for its backoff; what was not tried (the run stopped
             // at the first unreachable answer) is simply still there. A daemon's latest
-            // State/AVConfig/scheduler report replaces the one tried before (its count
-            // restarts): the requests to the endpoint say it was tried.
+            // State/AVConfig/scheduler report replaces the one tried before and keeps its
+            // count and its next try.
             if !kept.iter().any(|(_, _, a)| *a > 0) && requests == 0 {
                 problems.push("no message was tried".into());
             }

@@ -31,7 +31,7 @@ fn a_fleet_recovers_from_an_outage_without_a_herd_and_jitter_is_what_prevents_it
     assert!(on.attempts_during_outage > u64::from(agents), "{on:?}");
     assert!(on.attempts_during_outage < 60 * u64::from(agents), "{on:?}");
     // Without jitter every agent hits the same second, in normal operation and on recovery.
-    assert_eq!(off.normal.peak, agents, "{off:?}");
+    assert!(off.normal.peak >= agents, "{off:?}");
     assert!(
         off.recovery.peak >= 5 * on.recovery.peak,
         "jitter off {} vs on {}",

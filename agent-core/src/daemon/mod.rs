@@ -39,7 +39,7 @@ pub use crate::session::Stop;
 
 use crate::config::Config;
 use crate::schedule::{Schedule, ScheduledTask};
-use crate::session::{AgentError, Context, Enrolled};
+use crate::session::{AgentError, Context, Enrolled, ServerDefined};
 use crate::store::{JobState, MessageKind, NewMessage, TaskLock};
 use crate::transport::Endpoint;
 use crate::wire::{AttrValue, SchedulerReport, TaskName, UnixTime};
@@ -412,8 +412,13 @@ fn record(sh: &Shared, task: ScheduledTask, result: Result<(), AgentError>) -> O
 /// The daemon's Scheduler task: the server's schedule, applied in memory and reported.
 async fn scheduler(sh: &Shared, ctx: &Context) -> Result<(), AgentError> {
     let mut agent = Enrolled::open(ctx)?;
-    let entries = crate::tasks::scheduler::server_schedule(&agent).await;
-    *sh.server_entries.lock() = entries;
+    let read = crate::tasks::scheduler::server_schedule(&agent).await;
+    // A server in trouble does not take back what it defined: the last entries stay.
+    match &read {
+        ServerDefined::Defined(entries) => *sh.server_entries.lock() = Some(entries.clone()),
+        ServerDefined::Nothing => *sh.server_entries.lock() = None,
+        ServerDefined::Unreadable(_) => {}
+    }
     let rejected = apply_schedule(sh, &ctx.config)?;
     for r in &rejected {
         tracing::warn!("server schedule entry rejected, the local value stays in force: {r}");
@@ -440,7 +445,11 @@ async fn scheduler(sh: &Shared, ctx: &Context) -> Result<(), AgentError> {
         job_id: None,
         body,
     };
-    agent.send(ctx, &[msg], None).await
+    agent.send(ctx, &[msg], None).await?;
+    match read.unreadable_error("the schedule in force was kept and reported") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Rebuilds the schedule (local from `config`, then the server's last entries) and tells the

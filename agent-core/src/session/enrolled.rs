@@ -18,6 +18,31 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| AgentError::Task(format!("backend call stopped: {e}")))
 }
 
+/// The answer to a GET of a server-defined configuration ([`Enrolled::server_defined`]).
+#[derive(Debug)]
+pub enum ServerDefined<T> {
+    Defined(T),
+    /// The plugin's 400: there is nothing to apply.
+    Nothing,
+    /// The server failed (5xx, unreachable, timeout) or answered something other than the
+    /// plugin's reply: whether it defines anything is unknown. The task carries on with what
+    /// it has, reports, and ends [`AgentError::Unavailable`] so that a daemon backs off
+    /// instead of asking again every period.
+    Unreadable(String),
+}
+
+impl<T> ServerDefined<T> {
+    /// The run's end after a read that failed: `Unavailable`, with `what` the task did instead.
+    pub fn unreadable_error(&self, what: &str) -> Option<AgentError> {
+        match self {
+            ServerDefined::Unreadable(why) => Some(AgentError::Unavailable(format!(
+                "the server-defined configuration could not be read ({why}); {what}"
+            ))),
+            _ => None,
+        }
+    }
+}
+
 /// What every task talking to the server as an enrolled agent needs.
 pub struct Enrolled {
     pub store: Store,
@@ -108,7 +133,48 @@ impl Enrolled {
                 "{} message(s) kept for the next run: {e}",
                 report.pending
             ))),
-            _ => Ok(()),
+            _ => self.not_sent_yet(messages),
+        }
+    }
+
+    /// A new State/AVConfig/scheduler report took the place of one that waits for the backoff
+    /// of an earlier failure (store/outbox.rs invariants), so this flush did not send it: the
+    /// run failed, as if it had been tried.
+    fn not_sent_yet(&self, messages: &[crate::store::NewMessage]) -> Result<(), AgentError> {
+        messages
+            .iter()
+            .filter_map(|m| m.supersede_key.as_deref())
+            .try_for_each(|key| self.report_waiting(key))
+    }
+
+    /// Fails when the pending report of `supersede_key` waits for the outbox backoff of an
+    /// earlier failure. `Unavailable`, so a daemon backs off too.
+    pub fn report_waiting(&self, supersede_key: &str) -> Result<(), AgentError> {
+        let now = UnixTime::now().secs();
+        match self.store.backing_off(supersede_key, now)? {
+            Some((next_try, last_error)) => Err(AgentError::Unavailable(format!(
+                "the {supersede_key} report is kept for the next run: it could not be delivered ({}) and waits for the outbox backoff (next try in {} s)",
+                last_error.as_deref().unwrap_or("no error recorded"),
+                next_try - now
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// GET api/avconfigs or api/schedulers: what the server defines for this agent, read by
+    /// `parse`. The shipped plugin answers 400 to both: nothing is defined.
+    pub async fn server_defined<T>(
+        &self,
+        endpoint: crate::transport::Endpoint,
+        parse: impl FnOnce(&crate::transport::Reply) -> Result<T, String>,
+    ) -> ServerDefined<T> {
+        match self.client.get_config(endpoint, self.agent_id).await {
+            Ok(reply) => match parse(&reply) {
+                Ok(t) => ServerDefined::Defined(t),
+                Err(e) => ServerDefined::Unreadable(e),
+            },
+            Err(e) if e.status() == Some(400) => ServerDefined::Nothing,
+            Err(e) => ServerDefined::Unreadable(e.to_string()),
         }
     }
 

@@ -15,7 +15,7 @@ mod stop;
 use std::sync::Arc;
 
 pub use backends::{BackendLease, BackendSource, OneShot};
-pub use enrolled::{Enrolled, blocking};
+pub use enrolled::{Enrolled, ServerDefined, blocking};
 pub use error::AgentError;
 pub use stop::Stop;
 

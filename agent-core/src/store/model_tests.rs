@@ -120,7 +120,19 @@ impl Model {
                 .as_ref()
                 .and_then(|k| self.outbox.iter().position(|o| o.key.as_ref() == Some(k)))
             {
-                Some(at) => self.outbox[at] = new,
+                // The retry schedule stays with a message of the same kind (see outbox.rs
+                // invariants).
+                Some(at) => {
+                    let old = &self.outbox[at];
+                    self.outbox[at] = ModelMsg {
+                        attempts: if old.kind == new.kind {
+                            old.attempts
+                        } else {
+                            0
+                        },
+                        ..new
+                    }
+                }
                 None => self.outbox.push(new),
             }
         }

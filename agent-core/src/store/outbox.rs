@@ -7,6 +7,13 @@
 //!   State, the latest AVConfig, a scan's progress) replaces the pending one with the same key:
 //!   only the newest of those is worth sending. Job statuses, scan results and alerts have no
 //!   such key and are never dropped.
+//! - A superseding message of the same kind inherits the retry schedule of the one it
+//!   replaces (`attempts`, `next_try_at`, `last_error`): the backoff belongs to the server's
+//!   trouble, not to the body. Otherwise every State/AVConfig/Scheduler run (or scan progress
+//!   report) would reset the backoff and send at once, and a fleet re-running those tasks
+//!   would keep hammering a failing server. A scan's final result replacing its progress
+//!   report is another message: it is due at once, so that, being older, it still leaves
+//!   before the job's status.
 //! - Delivering a job's status marks the job `reported` in the same transaction as the delete.
 //! - Messages sent together in one POST (coalesced alerts) are deleted together, in one
 //!   transaction, once that POST is acknowledged; a failed POST keeps every one of them.
@@ -103,14 +110,17 @@ pub(crate) fn insert_messages(
 ) -> rusqlite::Result<()> {
     let now = UnixTime::now().secs();
     for m in messages {
-        // A superseding message takes the place (and the FIFO position) of the pending one.
+        // A superseding message takes the place (the FIFO position and the retry schedule)
+        // of the pending one; see the module's invariants.
         tx.execute(
             "INSERT INTO outbox (endpoint, kind, supersede_key, job_id, body, created_at, next_try_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
              ON CONFLICT(supersede_key) DO UPDATE SET
                 endpoint = excluded.endpoint, kind = excluded.kind, job_id = excluded.job_id,
-                body = excluded.body, created_at = excluded.created_at, attempts = 0,
-                next_try_at = excluded.next_try_at, last_error = NULL",
+                body = excluded.body, created_at = excluded.created_at,
+                attempts = CASE WHEN kind = excluded.kind THEN attempts ELSE 0 END,
+                next_try_at = CASE WHEN kind = excluded.kind THEN next_try_at ELSE excluded.next_try_at END,
+                last_error = CASE WHEN kind = excluded.kind THEN last_error ELSE NULL END",
             params![m.endpoint, m.kind.as_str(), m.supersede_key, m.job_id, m.body, now],
         )?;
     }
@@ -149,6 +159,24 @@ impl Store {
             .query_map(params![now, limit as i64], row_to_msg)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The pending message of `supersede_key` when it waits for the backoff of an earlier
+    /// failure: its next try (after `now`) and that failure.
+    pub fn backing_off(
+        &self,
+        supersede_key: &str,
+        now: i64,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.conn()
+            .query_row(
+                "SELECT next_try_at, last_error FROM outbox WHERE supersede_key = ?1 AND next_try_at > ?2",
+                params![supersede_key, now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     pub fn outbox(&self) -> Result<Vec<OutboxMessage>, StoreError> {

@@ -2,6 +2,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::*;
+use crate::wire::UnixTime;
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -180,4 +181,76 @@ fn reopening_keeps_the_locks_of_open_connections() {
         "a second open dropped the first connection's lock"
     );
     a.cursor("x").unwrap();
+}
+
+#[test]
+fn a_superseding_message_keeps_the_retry_schedule_of_the_one_it_replaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Store::open(tmp.path()).unwrap();
+    let state = |body: &str| NewMessage {
+        endpoint: "states",
+        kind: MessageKind::State,
+        supersede_key: Some("state".into()),
+        job_id: None,
+        body: body.as_bytes().to_vec(),
+    };
+    let alert = NewMessage {
+        endpoint: "alerts",
+        kind: MessageKind::Alerts,
+        supersede_key: None,
+        job_id: None,
+        body: b"alert".to_vec(),
+    };
+    s.enqueue_messages(&[state("first"), alert]).unwrap();
+    let first = s.outbox().unwrap()[0].clone();
+    let later = UnixTime::now().secs() + 600;
+    s.message_failed(first.id, "HTTP 503", later).unwrap();
+    s.message_failed(first.id, "HTTP 503", later).unwrap();
+
+    s.enqueue_messages(&[state("second")]).unwrap();
+    let out = s.outbox().unwrap();
+    assert_eq!(out.len(), 2, "replaced, not added");
+    let m = &out[0];
+    assert_eq!(m.id, first.id, "it keeps the FIFO position");
+    assert_eq!(
+        m.body, b"second",
+        "the newest body is the one worth sending"
+    );
+    assert_eq!(
+        (m.attempts, m.next_try_at, m.last_error.as_deref()),
+        (2, later, Some("HTTP 503")),
+        "a new State must not reset the backoff of a failing server"
+    );
+    assert!(
+        s.due_messages(crate::wire::UnixTime::now().secs(), 10)
+            .unwrap()
+            .iter()
+            .all(|d| d.kind != MessageKind::State),
+        "not due before the backoff ends"
+    );
+
+    // A scan's final result replacing its failed progress report is due at once: being older
+    // than the job's status, it leaves first.
+    let scan = |kind| NewMessage {
+        endpoint: "scans",
+        kind,
+        supersede_key: Some("scan:7".into()),
+        job_id: Some(7),
+        body: b"scan".to_vec(),
+    };
+    s.enqueue_messages(&[scan(MessageKind::ScanProgress)])
+        .unwrap();
+    let progress = s.outbox().unwrap().last().unwrap().id;
+    s.message_failed(progress, "HTTP 500", later).unwrap();
+    s.enqueue_messages(&[scan(MessageKind::ScanResult)])
+        .unwrap();
+    let result = s
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == progress)
+        .unwrap();
+    assert_eq!(result.kind, MessageKind::ScanResult);
+    assert_eq!((result.attempts, result.last_error), (0, None));
+    assert!(result.next_try_at <= crate::wire::UnixTime::now().secs());
 }

@@ -4,6 +4,9 @@
 //! and rejects everything else as "not changeable remotely".
 //!
 //! The shipped plugin answers 400 to GET api/avconfigs: that means "nothing defined", silently.
+//! Any other failure to read it (5xx, unreachable, a page instead of JSON) leaves the backend
+//! as it is: the local configuration is still reported, and the run ends `Unavailable` (exit
+//! 1; a daemon backs off instead of asking every period).
 //! The report is sent only when the configuration changed since the last one queued (a hash in
 //! the store, moved with the message), unless `--force`.
 
@@ -11,13 +14,14 @@ use armadito_plugin_api::model::ConfigEntry;
 use sha2::{Digest, Sha256};
 
 use crate::session::{AgentError, Context};
-use crate::session::{Enrolled, blocking};
+use crate::session::{Enrolled, ServerDefined, blocking};
 use crate::store::{MessageKind, NewMessage};
 use crate::tasks::state::scalar;
 use crate::transport::Endpoint;
 use crate::wire::{AttrValue, TaskName, parse_server_config};
 
 const HASH_CURSOR: &str = "avconfig:hash";
+const SUPERSEDE_KEY: &str = "avconfig";
 
 pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     run_with(ctx, &crate::session::OneShot::default()).await
@@ -33,13 +37,17 @@ pub async fn run_with(
     let lease = backends.lease(ctx)?;
     let backend = lease.backend.clone();
 
-    let wanted = if ctx.config.avconfig.apply {
-        server_config(&agent).await?
+    let read = if ctx.config.avconfig.apply {
+        server_config(&agent).await
     } else {
         tracing::info!(
             "[avconfig] apply = false: the server's configuration is not applied, only reported"
         );
-        None
+        ServerDefined::Nothing
+    };
+    let wanted = match &read {
+        ServerDefined::Defined(w) => Some(w.clone()),
+        _ => None,
     };
     let b = backend.clone();
     let mut current = blocking(move || b.config_get()).await??;
@@ -92,16 +100,21 @@ pub async fn run_with(
             entries.len()
         ));
         agent.send(ctx, &[], None).await?;
+        // "Unchanged since the last report" is only true once that report was delivered.
+        agent.report_waiting(SUPERSEDE_KEY)?;
     } else {
         let msg = NewMessage {
             endpoint: Endpoint::AvConfigs.name(),
             kind: MessageKind::AvConfig,
-            supersede_key: Some("avconfig".into()),
+            supersede_key: Some(SUPERSEDE_KEY.into()),
             job_id: None,
             body: agent.body(TaskName::AVConfig, &entries)?,
         };
         crate::session::summary(format_args!("AVConfig: {} keys reported", entries.len()));
         agent.send(ctx, &[msg], Some((HASH_CURSOR, &hash))).await?;
+    }
+    if let Some(e) = read.unreadable_error("the local configuration was reported") {
+        return Err(e);
     }
     if problems.is_empty() {
         Ok(())
@@ -113,35 +126,28 @@ pub async fn run_with(
     }
 }
 
-/// `None` when the server defines nothing (the shipped plugin's 400).
-async fn server_config(agent: &Enrolled) -> Result<Option<Vec<ConfigEntry>>, AgentError> {
-    match agent
-        .client
-        .get_config(Endpoint::AvConfigs, agent.agent_id)
-        .await
-    {
-        Ok(reply) => match parse_server_config(&reply.body) {
-            Ok(list) => Ok(Some(
-                list.into_iter()
-                    .map(|a| ConfigEntry::new(a.attr, a.value))
-                    .collect(),
-            )),
-            // A maintenance page or a cut answer in a 200: nothing to apply, but the local
-            // configuration is still reported (as for any other failure to read it).
-            Err(e) => {
-                tracing::warn!(
-                    "cannot read the server's configuration, reporting the local one: {e}"
-                );
-                Ok(None)
-            }
-        },
-        Err(e) if e.status() == Some(400) => {
+/// What the server defines (the shipped plugin's 400: nothing).
+async fn server_config(agent: &Enrolled) -> ServerDefined<Vec<ConfigEntry>> {
+    let read = agent
+        .server_defined(Endpoint::AvConfigs, |reply| {
+            parse_server_config(&reply.body).map_err(|e| e.to_string())
+        })
+        .await;
+    match read {
+        ServerDefined::Defined(list) => ServerDefined::Defined(
+            list.into_iter()
+                .map(|a| ConfigEntry::new(a.attr, a.value))
+                .collect(),
+        ),
+        ServerDefined::Nothing => {
             tracing::debug!("the server defines no configuration for this agent");
-            Ok(None)
+            ServerDefined::Nothing
         }
-        Err(e) => {
-            tracing::warn!("cannot read the server's configuration, reporting the local one: {e}");
-            Ok(None)
+        ServerDefined::Unreadable(why) => {
+            tracing::warn!(
+                "cannot read the server's configuration, reporting the local one: {why}"
+            );
+            ServerDefined::Unreadable(why)
         }
     }
 }

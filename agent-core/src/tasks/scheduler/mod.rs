@@ -6,7 +6,8 @@
 //! 2. `GET api/schedulers/?agent_id=N`: a server-defined schedule, entry by entry on top of
 //!    the local one. The shipped plugin answers 400 (no such feature, server-api.md §3.8):
 //!    that means "nothing defined" and is logged at debug level only. Any other failure is a
-//!    warning and the local schedule is installed. Each server entry is validated (strict cron
+//!    warning, the local schedule is installed and reported, and the run ends `Unavailable`
+//!    (exit 1; the daemon backs off and keeps the server entries it had). Each server entry is validated (strict cron
 //!    syntax, `--wait-rand N` only, plain user name, safe log path): a bad one is rejected,
 //!    logged, reported back, and never written. The server's `name` is not used: how the
 //!    schedule is installed is this machine's decision (`[schedule] mode`).
@@ -30,8 +31,8 @@ use std::time::Duration;
 
 use crate::config::ScheduleMode;
 use crate::schedule::{CronExpr, ScheduledTask};
-use crate::session::Enrolled;
 use crate::session::{AgentError, Context};
+use crate::session::{Enrolled, ServerDefined};
 use crate::store::{MessageKind, NewMessage};
 use crate::transport::Endpoint;
 use crate::wire::{AttrValue, SchedulerReport, TaskName, parse_server_schedule};
@@ -243,9 +244,12 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             reason,
         })?;
     }
-    let rejected = match server_schedule(&agent).await {
-        Some(entries) => schedule.apply_server(&entries, &|f| supported(mode, f), cfg.max_period),
-        None => Vec::new(),
+    let read = server_schedule(&agent).await;
+    let rejected = match &read {
+        ServerDefined::Defined(entries) => {
+            schedule.apply_server(entries, &|f| supported(mode, f), cfg.max_period)
+        }
+        _ => Vec::new(),
     };
     for r in &rejected {
         tracing::warn!("server schedule entry rejected, the local value stays in force: {r}");
@@ -301,6 +305,12 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
             flush.last_error.as_deref().unwrap_or("not due yet")
         )));
     }
+    if let Some(e) = read.unreadable_error(&format!(
+        "the local schedule was installed ({}) and reported",
+        installed.summary()
+    )) {
+        return Err(e);
+    }
     crate::session::summary(format_args!(
         "Scheduler: {} schedule installed with {} ({} task(s), source {}{}); {}",
         mode.report_name(),
@@ -320,45 +330,34 @@ pub async fn run(ctx: &Context) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// The server's entries, or `None` when there are none to apply (see the module doc).
-pub async fn server_schedule(agent: &Enrolled) -> Option<Vec<AttrValue>> {
-    let reply = match agent
-        .client
-        .get_config(Endpoint::Schedulers, agent.agent_id)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) if e.status() == Some(400) => {
+/// The server's entries (see the module doc); an unreadable answer is logged here.
+pub async fn server_schedule(agent: &Enrolled) -> ServerDefined<Vec<AttrValue>> {
+    let read = agent
+        .server_defined(Endpoint::Schedulers, |reply| {
+            if reply.json_object().is_none() {
+                return Err(format!(
+                    "HTTP {}: not JSON: {}",
+                    reply.status,
+                    reply.summary()
+                ));
+            }
+            parse_server_schedule(&reply.body).map_err(|e| e.to_string())
+        })
+        .await;
+    match read {
+        ServerDefined::Defined((name, entries)) => {
+            tracing::info!(name = %name, entries = entries.len(), "server-defined schedule received");
+            ServerDefined::Defined(entries)
+        }
+        ServerDefined::Nothing => {
             tracing::debug!(
                 "no server-defined schedule (the plugin answers 400 to GET schedulers: not implemented)"
             );
-            return None;
+            ServerDefined::Nothing
         }
-        Err(e) => {
-            tracing::warn!(
-                "cannot fetch the server-defined schedule, installing the local one: {e}"
-            );
-            return None;
-        }
-    };
-    if reply.json_object().is_none() {
-        tracing::warn!(
-            status = reply.status,
-            "the server-defined schedule is not JSON ({}), installing the local one",
-            reply.summary()
-        );
-        return None;
-    }
-    match parse_server_schedule(&reply.body) {
-        Ok((name, entries)) => {
-            tracing::info!(name = %name, entries = entries.len(), "server-defined schedule received");
-            Some(entries)
-        }
-        Err(e) => {
-            tracing::warn!(
-                "the server-defined schedule cannot be understood, installing the local one: {e}"
-            );
-            None
+        ServerDefined::Unreadable(why) => {
+            tracing::warn!("cannot read the server-defined schedule: {why}");
+            ServerDefined::Unreadable(why)
         }
     }
 }
