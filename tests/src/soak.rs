@@ -11,11 +11,11 @@
 //! skips).
 
 pub use crate::clamd::Clamd;
-use std::fs::{self, File};
+use std::fs;
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::daemon::{Daemon, WAIT};
 use crate::double::Double;
 use crate::fleet::{enrolled_agent_with, make_tree};
 
@@ -99,16 +99,6 @@ impl Report {
 /// A table row: its name and how to read it from a sample.
 type Row = (&'static str, fn(&Sample) -> u64);
 
-/// The daemon process, killed on drop if still running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn proc_field(pid: u32, key: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -169,18 +159,9 @@ pub fn run(
     let d = Double::start();
     let extra = format!("{}{}", schedule(), clamd.settings());
     let (s, agent, av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &extra);
-    let log_path = s.dir.path().join("daemon.log");
-    let log = File::create(&log_path).map_err(|e| format!("daemon log: {e}"))?;
-    let err = log.try_clone().map_err(|e| format!("daemon log: {e}"))?;
-    let child = s
-        .command(&["daemon", "-d"])
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("spawn the daemon: {e}"))?;
-    let daemon = Running(child);
-    let pid = daemon.0.id();
-    let read_log = || fs::read_to_string(&log_path).unwrap_or_default();
+    let daemon = Daemon::try_start(&s, &s.dir.path().join("daemon.log"), WAIT)?;
+    let pid = daemon.pid();
+    let read_log = || daemon.log();
 
     // One tree reused by every job: one EICAR file and a few clean ones.
     let tree = make_tree(&s.dir.path().join("tree"), 8, 1);
@@ -234,6 +215,6 @@ pub fn run(
         states,
         daemon_log: read_log(),
     };
-    drop(daemon);
+    daemon.kill();
     Ok(report)
 }
