@@ -28,7 +28,15 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
     // an earlier run's reply as lost in flight.
     let mut getjobs_runs: Vec<(usize, bool)> = Vec::new();
     let started = Instant::now();
+    // Whether the last run was killed: its last request may still be on its way in.
     let mut killed = false;
+    let requests_now = |killed: bool| {
+        if killed {
+            d.settled_request_count()
+        } else {
+            d.requests().len()
+        }
+    };
     while kills < 200 {
         if rng.random_bool(0.3) {
             d.create_job(agent, cfg, rng.random_range(0..=3));
@@ -38,7 +46,7 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
         } else {
             "Runjobs"
         };
-        let requests_before = requests_after(&d, killed);
+        let requests_before = requests_now(killed);
         let mut child = s.spawn(&["-t", task]);
         std::thread::sleep(Duration::from_millis(rng.random_range(0..250)));
         killed = child.try_wait().unwrap().is_none();
@@ -64,7 +72,7 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
 
     // peace: run until the server has nothing queued and our outbox is empty
     for _ in 0..20 {
-        let requests_before = requests_after(&d, std::mem::take(&mut killed));
+        let requests_before = requests_now(std::mem::take(&mut killed));
         let g = s.run(&["-t", "Getjobs"]);
         let flagged = g
             .stderr
@@ -159,23 +167,4 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
          {lost_in_flight} lost in the server's at-most-once window ({flagged_runs} runs flagged it)"
     );
     assert!(handed_out >= 20, "too few jobs to mean anything");
-}
-
-/// The double's request count, once a run killed just before (`killed`) can add no more. Its
-/// last request may have been sent just before the kill and be handled only after it; counted
-/// after the next run started, it would look sent by that run (which, flagging that very loss,
-/// would then seem to flag too early).
-fn requests_after(d: &Double, killed: bool) -> usize {
-    let mut n = d.requests().len();
-    if killed {
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = d.requests().len();
-            if now == n {
-                break;
-            }
-            n = now;
-        }
-    }
-    n
 }

@@ -617,6 +617,22 @@ impl Double {
         self.state().requests.clone()
     }
 
+    /// How many requests were recorded, once none came in for 100 ms. A client killed just
+    /// after sending a request leaves it to be handled after the kill: counted before that,
+    /// it would look sent by whatever runs next (the chaos tests attribute requests to runs
+    /// by this count).
+    pub fn settled_request_count(&self) -> usize {
+        let mut n = self.state().requests.len();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = self.state().requests.len();
+            if now == n {
+                return n;
+            }
+            n = now;
+        }
+    }
+
     pub fn clear_requests(&self) {
         self.state().requests.clear();
     }
