@@ -222,7 +222,7 @@ fn a_superseding_message_keeps_the_retry_schedule_of_the_one_it_replaces() {
         "a new State must not reset the backoff of a failing server"
     );
     assert!(
-        s.due_messages(crate::wire::UnixTime::now().secs(), 10)
+        s.due_messages(UnixTime::now().secs(), 10)
             .unwrap()
             .iter()
             .all(|d| d.kind != MessageKind::State),
@@ -252,5 +252,5 @@ fn a_superseding_message_keeps_the_retry_schedule_of_the_one_it_replaces() {
         .unwrap();
     assert_eq!(result.kind, MessageKind::ScanResult);
     assert_eq!((result.attempts, result.last_error), (0, None));
-    assert!(result.next_try_at <= crate::wire::UnixTime::now().secs());
+    assert!(result.next_try_at <= UnixTime::now().secs());
 }

@@ -45,15 +45,11 @@ pub async fn run_with(
         );
         ServerDefined::Nothing
     };
-    let wanted = match &read {
-        ServerDefined::Defined(w) => Some(w.clone()),
-        _ => None,
-    };
     let b = backend.clone();
     let mut current = blocking(move || b.config_get()).await??;
     let mut problems = Vec::new();
-    if let Some(wanted) = wanted {
-        let changes = differences(&wanted, &current);
+    if let ServerDefined::Defined(wanted) = &read {
+        let changes = differences(wanted, &current);
         if changes.is_empty() {
             tracing::info!("the server's configuration is already applied");
         } else {
