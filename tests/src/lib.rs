@@ -3,7 +3,6 @@ pub mod agent;
 pub mod defender_fakes;
 
 pub mod clamd;
-#[cfg(unix)]
 pub mod daemon;
 pub mod double;
 pub mod fakes;
