@@ -61,11 +61,27 @@ impl Report {
 
     /// The largest value of a measure in the first and in the last third of the steady samples.
     pub fn thirds_max(&self, f: impl Fn(&Sample) -> u64) -> (u64, u64) {
+        let (first, last) = self.thirds(f);
+        let max = |v: Vec<u64>| v.into_iter().max().unwrap_or(0);
+        (max(first), max(last))
+    }
+
+    /// The smallest value of a measure in the first and in the last third of the steady
+    /// samples: its floor, which a leak raises and a sample caught mid-run does not.
+    pub fn thirds_min(&self, f: impl Fn(&Sample) -> u64) -> (u64, u64) {
+        let (first, last) = self.thirds(f);
+        let min = |v: Vec<u64>| v.into_iter().min().unwrap_or(0);
+        (min(first), min(last))
+    }
+
+    /// A measure over the first and over the last third of the steady samples.
+    fn thirds(&self, f: impl Fn(&Sample) -> u64) -> (Vec<u64>, Vec<u64>) {
         let s = self.steady();
         let n = (s.len() / 3).max(1);
-        let first = s.iter().take(n).map(&f).max().unwrap_or(0);
-        let last = s.iter().rev().take(n).map(&f).max().unwrap_or(0);
-        (first, last)
+        (
+            s.iter().take(n).map(&f).collect(),
+            s.iter().rev().take(n).map(&f).collect(),
+        )
     }
 
     /// The table printed by `bench soak` and the test.
@@ -217,4 +233,45 @@ pub fn run(
     };
     daemon.kill();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(fds: &[u64]) -> Report {
+        Report {
+            samples: fds
+                .iter()
+                .enumerate()
+                .map(|(i, &fds)| Sample {
+                    at: 3 * i as u64,
+                    rss_kb: 24_000,
+                    fds,
+                    threads: 5,
+                    store_bytes: 46_393,
+                })
+                .collect(),
+            warmup_samples: 0,
+            jobs_queued: 0,
+            jobs_done: 0,
+            alerts: 0,
+            states: 0,
+            daemon_log: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_sample_caught_mid_run_is_not_a_leak_but_a_rising_floor_is() {
+        // CI: every sample at 18 but the last one, taken while a task held the store and a
+        // connection open.
+        let mut mid_run = vec![18; 45];
+        mid_run.push(22);
+        assert_eq!(report(&mid_run).thirds_max(|s| s.fds), (18, 22));
+        assert_eq!(report(&mid_run).thirds_min(|s| s.fds), (18, 18));
+        // One fd leaked per job (a job every 5 s, a sample every 3 s).
+        let leak: Vec<u64> = (0..46).map(|i| 18 + i * 3 / 5).collect();
+        let (first, last) = report(&leak).thirds_min(|s| s.fds);
+        assert!(last > first + 2, "{first} -> {last}");
+    }
 }
