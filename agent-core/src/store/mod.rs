@@ -412,44 +412,31 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Creates the database file 0600 before SQLite does, so it is never readable by others, not
 /// even for an instant; SQLite gives its -wal and -shm files the same mode.
+///
+/// An existing file is never opened here: closing a descriptor of the database file opened
+/// outside SQLite drops every POSIX lock this process holds on it, those of the other
+/// connections too (a daemon has several), and a process that believes it is the last user
+/// of a WAL database checkpoints and deletes the WAL under the others: reads fail ("unable to
+/// get the page. error code=522"), the check at open calls that corruption and the store is
+/// moved aside (sqlite.org/howtocorrupt.html, 2.2).
 fn precreate_private(path: &Path) -> Result<(), StoreError> {
-    // Never open the database file with an fd of our own once it exists: closing any fd on a
-    // file drops every POSIX lock this process holds on it, the other connections' too, and
-    // another process may then checkpoint and delete the WAL under them (sqlite.org/howtocorrupt
-    // §2.2). Only the very first run creates it, exclusively.
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                o.mode(0o600);
-            }
-            match o.open(path) {
-                Ok(_) => {}
-                // Created by another process meanwhile: fine, the mode is checked below.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(write_or_io(path, e)),
-            }
-        }
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.into(),
-                source,
-            });
-        }
-    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    let created = |r: std::io::Result<std::fs::File>| match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(write_or_io(path, e)),
+    };
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        o.mode(0o600);
+        created(o.open(path))?;
         let md = std::fs::metadata(path).map_err(|source| StoreError::Io {
             path: path.into(),
             source,
         })?;
         if md.permissions().mode() & 0o077 != 0 {
-            // chmod by path: no fd opened.
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
                 |source| StoreError::Io {
                     path: path.into(),
@@ -458,6 +445,8 @@ fn precreate_private(path: &Path) -> Result<(), StoreError> {
             )?;
         }
     }
+    #[cfg(not(unix))]
+    created(o.open(path))?;
     Ok(())
 }
 
