@@ -13,9 +13,11 @@
 //! * every run first flushes the outbox: one POST per due message; while the server is down
 //!   the first failure ends the flush (unreachable) and the message waits its outbox backoff;
 //! * Getjobs: GET jobs (the only request that fails the run: `Unavailable`, backoff);
-//! * State: a `state` message (supersedes the pending one: attempts reset), then a flush;
-//! * AvConfig: its message on the first run only (the hash does not change), then a flush;
-//! * Scheduler: GET schedulers (a failure is not fatal), a `scheduler` message, a flush;
+//! * State: a `state` message (supersedes the pending one, keeping its place and backoff),
+//!   then a flush;
+//! * AvConfig: GET avconfigs; its message on the first run only (the hash does not change),
+//!   then a flush;
+//! * Scheduler: GET schedulers, a `scheduler` message, a flush;
 //! * Runjobs: a flush (no jobs queued in this fleet);
 //! * Alerts (every `alerts_every`, 5 s): queues the detections made since its last tick (one
 //!   outbox message each), then a flush. Queued alerts leave in POSTs of up to
@@ -29,8 +31,9 @@
 //! share of the fleet each detects a burst (spread over the outage) that waits in its outbox
 //! until the server is back: the case alert coalescing is for.
 //!
-//! Failed State/AvConfig/Scheduler runs are `Failed` (not `Unavailable`): the daemon keeps
-//! their regular schedule, as the real code does.
+//! State/AvConfig/Scheduler runs end `Unavailable` (the daemon backs off) when their GET failed
+//! or their message is still in the outbox, tried or waiting for its backoff, as the real code
+//! does (`Enrolled::send`, `ServerDefined::Unreadable`).
 //!
 //! "Without jitter" gives every agent the same constant generator (every draw is the middle of
 //! its range): all agents take the same decisions at the same instants, as a fleet whose
@@ -358,9 +361,7 @@ impl Sim<'_> {
         let new = std::mem::take(&mut self.agents[a].alerts_new);
         if new > 0 {
             self.agents[a].alerts_in_outbox += new;
-            if self.agents[a].outbox[Slot::Alerts as usize].is_none() {
-                self.enqueue(a, Slot::Alerts, t);
-            }
+            self.enqueue(a, Slot::Alerts, t);
         }
         self.flush(a, t);
     }
