@@ -1,5 +1,6 @@
 //! Test support: the GLPI plugin double.
 pub mod agent;
+pub mod chaos;
 pub mod defender_fakes;
 
 pub mod clamd;

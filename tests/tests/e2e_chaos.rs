@@ -6,9 +6,11 @@
 //! loses those jobs on the server side. The agent flags such runs (the `getjobs_in_flight`
 //! marker); the test counts those jobs separately and checks each of them was flagged.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use armadito_tests::chaos::{
+    assert_store_intact, handed_out_at, posted_status_codes, stored_job_ids,
+};
 use armadito_tests::double::Double;
 use armadito_tests::fleet::{enrolled_agent, make_tree};
 use rand::Rng;
@@ -88,42 +90,12 @@ fn two_hundred_kills_lose_nothing_the_agent_received() {
         }
     }
 
-    let db = rusqlite::Connection::open(s.state_dir().join("state.db")).unwrap();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    let known: BTreeSet<i64> = db
-        .prepare("SELECT job_id FROM jobs")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-
+    assert_store_intact(&s.state_dir());
+    let known = stored_job_ids(&s.state_dir());
     // every status the agent posted for one job says the same thing
-    let mut codes: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-    for r in d
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.contains("/api/jobs/") && r.status == 200)
-    {
-        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        codes
-            .entry(v["task"]["obj"]["job_id"].as_i64().unwrap())
-            .or_default()
-            .insert(v["task"]["obj"]["code"].as_i64().unwrap());
-    }
+    let codes = posted_status_codes(&d);
     // Which GET jobs reply (by its position in the double's log) handed out each job.
-    let job_id = regex::Regex::new(r#""job_id": (\d+)"#).unwrap();
-    let mut handed_in: BTreeMap<i64, usize> = BTreeMap::new();
-    for (at, r) in d.requests().iter().enumerate() {
-        if r.method == "GET" && r.path.contains("/api/jobs") {
-            for c in job_id.captures_iter(&r.response_body) {
-                handed_in.entry(c[1].parse().unwrap()).or_insert(at);
-            }
-        }
-    }
+    let handed_in = handed_out_at(&d);
     let (mut handed_out, mut finals, mut lost_in_flight) = (0, 0, 0);
     for j in d.jobs() {
         if j.job_status == "queued" {

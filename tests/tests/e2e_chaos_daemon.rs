@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use armadito_tests::agent::{AgentSandbox, built_plugins};
+use armadito_tests::chaos::{
+    assert_store_intact, handed_out_at, posted_status_codes, stored_job_ids,
+};
 use armadito_tests::clamd::Clamd;
 use armadito_tests::daemon::{Daemon, fast_schedule, wait_until};
 use armadito_tests::double::{Double, Fault};
@@ -104,16 +107,6 @@ fn job_starts(log: &str) -> Vec<i64> {
             let c = re.captures(l)?;
             c.get(1).or(c.get(2))?.as_str().parse().ok()
         })
-        .collect()
-}
-
-fn store_job_ids(state_dir: &Path) -> BTreeSet<i64> {
-    let db = rusqlite::Connection::open(state_dir.join("state.db")).expect("open state.db");
-    db.prepare("SELECT job_id FROM jobs")
-        .expect("select jobs")
-        .query_map([], |r| r.get(0))
-        .expect("query jobs")
-        .map(|r| r.expect("job_id"))
         .collect()
 }
 
@@ -255,7 +248,7 @@ fn daemon_killed_mid_scan_delivery_and_hot_reload_loses_nothing() {
     // Peace: the daemon runs until everything is settled.
     let requests_before = d.settled_request_count();
     let daemon = Daemon::start(&s);
-    let known = || store_job_ids(&s.state_dir());
+    let known = || stored_job_ids(&s.state_dir());
     wait_until(
         "every job settled, the outbox empty, every live detection on the server",
         || {
@@ -292,11 +285,7 @@ fn daemon_killed_mid_scan_delivery_and_hot_reload_loses_nothing() {
     });
 
     // The store.
-    let db = rusqlite::Connection::open(s.state_dir().join("state.db")).expect("open state.db");
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok");
+    assert_store_intact(&s.state_dir());
     let known = known();
 
     // Runs per job, from the daemon's own log lines.
@@ -315,32 +304,9 @@ fn daemon_killed_mid_scan_delivery_and_hot_reload_loses_nothing() {
     }
 
     // Statuses the agent posted, per job.
-    let mut codes: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-    for r in d
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.contains("/api/jobs/") && r.status == 200)
-    {
-        let v: serde_json::Value = serde_json::from_str(&r.body).expect("job status JSON");
-        if let (Some(id), Some(code)) = (
-            v["task"]["obj"]["job_id"].as_i64(),
-            v["task"]["obj"]["code"].as_i64(),
-        ) {
-            codes.entry(id).or_default().insert(code);
-        }
-    }
+    let codes = posted_status_codes(&d);
     // Which GET jobs reply (its position in the double's log) handed out each job.
-    let job_id = regex::Regex::new(r#""job_id": (\d+)"#).expect("regex");
-    let mut handed_in: BTreeMap<i64, usize> = BTreeMap::new();
-    for (at, r) in d.requests().iter().enumerate() {
-        if r.method == "GET" && r.path.contains("/api/jobs") {
-            for c in job_id.captures_iter(&r.response_body) {
-                if let Ok(id) = c[1].parse() {
-                    handed_in.entry(id).or_insert(at);
-                }
-            }
-        }
-    }
+    let handed_in = handed_out_at(&d);
     let (mut handed_out, mut successful, mut failed, mut lost) = (0, 0, 0, 0);
     let mut attributed_elsewhere = 0;
     for j in d.jobs() {
@@ -575,10 +541,6 @@ fn a_full_disk_under_the_daemon_loses_nothing_and_recovers() {
     wait_until("an empty outbox", || outbox_empty(&s), || daemon.log());
     let (code, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
-    let db = rusqlite::Connection::open(state.join("state.db")).expect("open state.db");
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok");
+    assert_store_intact(&state);
     assert!(d.violations().is_empty(), "{:?}", d.violations());
 }
