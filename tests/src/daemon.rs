@@ -157,21 +157,10 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit code (the daemon must exit by itself within [`WAIT`]).
-    pub fn stop(mut self) -> (Option<i32>, String) {
+    #[track_caller]
+    pub fn stop(self) -> (Option<i32>, String) {
         assert!(self.signal("TERM"), "kill -TERM");
-        let mut child = self.child.take().expect("a running daemon");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for the daemon") {
-                return (status.code(), self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_exit(WAIT)
     }
 
     /// SIGKILL (no chance to clean up), then its log.
@@ -183,9 +172,9 @@ impl Daemon {
         self.log()
     }
 
-    /// Waits for the daemon to exit by itself: its exit code and log.
+    /// Waits for the daemon to exit: its exit code and log; killed and a panic after `within`.
     #[track_caller]
-    pub fn wait_exit(mut self, within: Duration) -> (Option<i32>, String) {
+    fn wait_exit(mut self, within: Duration) -> (Option<i32>, String) {
         let mut child = self.child.take().expect("a running daemon");
         let deadline = Instant::now() + within;
         loop {

@@ -177,7 +177,6 @@ pub fn run(
     let (s, agent, av) = enrolled_agent_with(&d, "clamav", "armadito-backend-clamav", &extra);
     let daemon = Daemon::try_start(&s, &s.dir.path().join("daemon.log"), WAIT)?;
     let pid = daemon.pid();
-    let read_log = || daemon.log();
 
     // One tree reused by every job: one EICAR file and a few clean ones.
     let tree = make_tree(&s.dir.path().join("tree"), 8, 1);
@@ -198,7 +197,7 @@ pub fn run(
         }
         if now >= next_sample {
             let smp = sample(pid, &s.state_dir(), started)
-                .map_err(|e| format!("{e}\ndaemon log:\n{}", read_log()))?;
+                .map_err(|e| format!("{e}\ndaemon log:\n{}", daemon.log()))?;
             samples.push(smp);
             if started.elapsed() < warmup {
                 warmup_samples = samples.len();
@@ -229,7 +228,7 @@ pub fn run(
         jobs_done: done(&d),
         alerts: d.alerts().len(),
         states,
-        daemon_log: read_log(),
+        daemon_log: daemon.log(),
     };
     daemon.kill();
     Ok(report)

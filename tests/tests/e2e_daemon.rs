@@ -223,14 +223,8 @@ fn sighup_reloads_the_schedule_and_refuses_a_bad_file() {
     );
     let (s, _, _) = enrolled_agent(&d, &state_off);
     let daemon = Daemon::start(&s);
-    let states = || {
-        d.requests()
-            .iter()
-            .filter(|r| r.path.contains("/api/states"))
-            .count()
-    };
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(states(), 0, "State is disabled");
+    assert_eq!(state_requests(&d), 0, "State is disabled");
 
     let text = std::fs::read_to_string(s.config_path()).unwrap();
     std::fs::write(s.config_path(), text.replace("enabled = false\n", "")).unwrap();
@@ -238,17 +232,17 @@ fn sighup_reloads_the_schedule_and_refuses_a_bad_file() {
     daemon.wait_log("configuration reloaded");
     wait_until(
         "State reports after the reload",
-        || states() >= 2,
+        || state_requests(&d) >= 2,
         || daemon.log(),
     );
 
     std::fs::write(s.config_path(), "server = [not toml\n").unwrap();
     assert!(daemon.signal("HUP"));
     daemon.wait_log("configuration NOT reloaded");
-    let before = states();
+    let before = state_requests(&d);
     wait_until(
         "State still reporting with the old configuration",
-        || states() >= before + 2,
+        || state_requests(&d) >= before + 2,
         || daemon.log(),
     );
     let (code, log) = daemon.stop();
@@ -279,19 +273,13 @@ fn a_server_defined_schedule_survives_a_server_that_cannot_say_it() {
             format!("0 {hour} * * *"),
         )],
     );
-    let states = || {
-        d.requests()
-            .iter()
-            .filter(|r| r.path.contains("/api/states"))
-            .count()
-    };
     let daemon = Daemon::start(&s);
     daemon.wait_log("server-defined schedule received");
     std::thread::sleep(Duration::from_secs(2));
-    let before = states();
+    let before = state_requests(&d);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        states(),
+        state_requests(&d),
         before,
         "State follows the server's daily schedule"
     );
@@ -300,11 +288,19 @@ fn a_server_defined_schedule_survives_a_server_that_cannot_say_it() {
     daemon.wait_log("cannot read the server-defined schedule");
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
-        states(),
+        state_requests(&d),
         before,
         "the server's schedule stays in force while it cannot be read:\n{}",
         daemon.log()
     );
     let (code, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
+}
+
+/// State reports the double received.
+fn state_requests(d: &Double) -> usize {
+    d.requests()
+        .iter()
+        .filter(|r| r.path.contains("/api/states"))
+        .count()
 }
